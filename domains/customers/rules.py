@@ -1,0 +1,180 @@
+"""Pure rules for customer input: what a valid email, currency, timezone, address or tax id is."""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from domains.errors import ValidationFailed
+
+STATUSES = ("active", "inactive", "archived")
+PAYMENT_PROVIDERS = ("quickbooks", "bill.com", "stripe_charge", "stripe_invoice", "netsuite", "adyen")
+ADDRESS_KEYS = ("line1", "line2", "city", "state", "postal_code", "country")
+ACCOUNTING_PROVIDERS = ("quickbooks", "netsuite")
+MAX_ADDITIONAL_EMAILS = 50
+
+# ISO 4217 active codes, plus Orb's credit-unit pseudo-currency.
+CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD
+    CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD
+    GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT
+    LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR
+    NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD
+    SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD
+    XOF XPF YER ZAR ZMW ZWL""".split()
+) | {"XCU"}
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def email(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(field, "is required and must be an email address")
+    try:
+        # Syntax only: no DNS look-up on the request path.
+        return validate_email(value.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed(field, f"is not a valid email address ({exc})") from None
+
+
+def name(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(field, "is required and must not be blank")
+    if len(value) > 500:
+        raise ValidationFailed(field, "must be at most 500 characters")
+    return value.strip()
+
+
+def currency(field: str, value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in CURRENCIES:
+        raise ValidationFailed(field, f"{value!r} is not an ISO 4217 currency code")
+    return value.upper()
+
+
+@lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def timezone_name(field: str, value: Any) -> str:
+    if not isinstance(value, str) or value not in _timezones():
+        raise ValidationFailed(field, f"{value!r} is not an IANA timezone (e.g. America/New_York)")
+    return value
+
+
+def one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ValidationFailed(field, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def optional_text(field: str, value: Any, max_length: int = 255) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValidationFailed(field, "must be a string")
+    if len(value) > max_length:
+        raise ValidationFailed(field, f"must be at most {max_length} characters")
+    return value
+
+
+def external_customer_id(field: str, value: Any) -> str | None:
+    value = optional_text(field, value)
+    if value is not None and not value.strip():
+        raise ValidationFailed(field, "must not be blank")
+    return value
+
+
+def address(field: str, value: Any) -> dict[str, str | None] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationFailed(field, "must be an object")
+    unknown = sorted(set(value) - set(ADDRESS_KEYS))
+    if unknown:
+        raise ValidationFailed(f"{field}.{unknown[0]}", "is not an address field")
+    cleaned = {key: optional_text(f"{field}.{key}", value.get(key)) for key in ADDRESS_KEYS}
+    if cleaned["country"] is not None and not _COUNTRY.match(cleaned["country"]):
+        raise ValidationFailed(f"{field}.country", "must be an ISO 3166-1 alpha-2 code")
+    return cleaned
+
+
+def tax_id(field: str, value: Any) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationFailed(field, "must be an object with country, type and value")
+    for key in ("country", "type", "value"):
+        if not isinstance(value.get(key), str) or not value[key]:
+            raise ValidationFailed(f"{field}.{key}", "is required")
+    if not _COUNTRY.match(value["country"]):
+        raise ValidationFailed(f"{field}.country", "must be an ISO 3166-1 alpha-2 code")
+    return {"country": value["country"], "type": value["type"], "value": value["value"]}
+
+
+def metadata(field: str, value: Any, current: dict[str, str] | None = None) -> dict[str, str]:
+    """Orb semantics: keys given are set, a key given as null is removed, other keys stay."""
+    if not isinstance(value, dict):
+        raise ValidationFailed(field, "must be an object of string values")
+    merged = dict(current or {})
+    for key, item in value.items():
+        if item is None:
+            merged.pop(key, None)
+        elif isinstance(item, str):
+            merged[key] = item
+        else:
+            raise ValidationFailed(f"{field}.{key}", "must be a string or null")
+    return merged
+
+
+def additional_emails(field: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed(field, "must be a list of email addresses")
+    if len(value) > MAX_ADDITIONAL_EMAILS:
+        raise ValidationFailed(field, f"at most {MAX_ADDITIONAL_EMAILS} addresses")
+    return [email(f"{field}[{i}]", item) for i, item in enumerate(value)]
+
+
+def money_amount(field: str, value: Any, *, minimum: Decimal | None = Decimal("0")) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise ValidationFailed(field, "must be a decimal number written as a string")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValidationFailed(field, f"{value!r} is not a decimal number") from None
+    if not amount.is_finite():
+        raise ValidationFailed(field, "must be a finite number")
+    if minimum is not None and amount < minimum:
+        raise ValidationFailed(field, f"must be at least {minimum}")
+    return amount
+
+
+def accounting_sync_configuration(field: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationFailed(field, "must be an object")
+    providers = value.get("accounting_providers") or []
+    cleaned = []
+    for i, provider in enumerate(providers):
+        one_of(f"{field}.accounting_providers[{i}].provider_type", provider.get("provider_type"), ACCOUNTING_PROVIDERS)
+        cleaned.append({"provider_type": provider["provider_type"],
+                        "external_provider_id": provider.get("external_provider_id")})
+    return {"excluded": bool(value.get("excluded", False)), "accounting_providers": cleaned}
+
+
+def reporting_configuration(field: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("exempt"), bool):
+        raise ValidationFailed(f"{field}.exempt", "is required and must be a boolean")
+    return {"exempt": value["exempt"]}

@@ -1,0 +1,417 @@
+"""Customer services: one function per verb, each scoped to the caller's organisation (and reseller)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domains.customers import rules
+from domains.customers.custom_fields import check_definition, coerce_value, strict_value
+from domains.errors import ConstraintViolation, DuplicateResource, NotFound, ValidationFailed
+from domains.pagination import Page, encode_cursor, page_size
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.ids import new_id
+from persistence.tables import Customer, CustomFieldDefinition
+
+# The fields a caller may set, with the rule that cleans each (Orb's names are the domain's names).
+_SIMPLE_RULES: dict[str, Any] = {
+    "name": rules.name,
+    "email": rules.email,
+    "external_customer_id": rules.external_customer_id,
+    "currency": lambda f, v: None if v is None else rules.currency(f, v),
+    "timezone": lambda f, v: "UTC" if v is None else rules.timezone_name(f, v),
+    "payment_provider": lambda f, v: None if v is None else rules.one_of(f, v, rules.PAYMENT_PROVIDERS),
+    "payment_provider_id": rules.optional_text,
+    "auto_collection": lambda f, v: True if v is None else v,
+    "auto_issuance": lambda f, v: v,
+    "email_delivery": lambda f, v: True if v is None else v,
+    "exempt_from_automated_tax": lambda f, v: False if v is None else v,
+    "additional_emails": rules.additional_emails,
+    "billing_address": rules.address,
+    "shipping_address": rules.address,
+    "tax_id": rules.tax_id,
+    "accounting_sync_configuration": rules.accounting_sync_configuration,
+    "reporting_configuration": rules.reporting_configuration,
+    "payment_configuration": lambda f, v: v,
+    "tax_configuration": lambda f, v: v,
+    "status": lambda f, v: rules.one_of(f, v, rules.STATUSES),
+    "account_number": lambda f, v: rules.optional_text(f, v, 100),
+    "payment_terms": lambda f, v: rules.optional_text(f, v, 100),
+    "credit_limit": rules.money_amount,
+    "contact_first_name": lambda f, v: rules.optional_text(f, v, 200),
+    "contact_last_name": lambda f, v: rules.optional_text(f, v, 200),
+    "contact_email": lambda f, v: None if v is None else rules.email(f, v),
+    "contact_phone": lambda f, v: rules.optional_text(f, v, 64),
+    "notes": lambda f, v: rules.optional_text(f, v, 10_000),
+}
+SETTABLE_FIELDS = frozenset(_SIMPLE_RULES) | {"metadata", "hierarchy", "custom_fields"}
+
+
+@dataclass
+class ProfilePatchResult:
+    customer: Customer
+    changed: list[str]
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+def _scoped(statement: Select[Any], principal: Principal) -> Select[Any]:
+    statement = statement.where(Customer.org_id == principal.org_id)
+    if principal.reseller_id is not None:
+        statement = statement.where(Customer.reseller_id == principal.reseller_id)
+    return statement
+
+
+async def get_customer(uow: UnitOfWork, *, principal: Principal, customer_id: str) -> Customer:
+    """The customer with this id in the caller's organisation, or NotFound."""
+    result = await uow.session.execute(_scoped(select(Customer).where(Customer.id == customer_id), principal))
+    customer = result.scalar_one_or_none()
+    if customer is None:
+        raise NotFound(f"customer {customer_id!r} was not found", field="customer_id")
+    return customer
+
+
+async def get_customer_by_external_id(uow: UnitOfWork, *, principal: Principal, external_customer_id: str) -> Customer:
+    statement = select(Customer).where(Customer.external_customer_id == external_customer_id)
+    customer = (await uow.session.execute(_scoped(statement, principal))).scalar_one_or_none()
+    if customer is None:
+        raise NotFound(f"customer with external_customer_id {external_customer_id!r} was not found",
+                       field="external_customer_id")
+    return customer
+
+
+async def list_customers(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    limit: int | None = None,
+    after_id: str | None = None,
+    statuses: Sequence[str] | None = None,
+    maximum: int = 100,
+) -> Page[Customer]:
+    """Newest first, by keyset on the time-ordered id."""
+    limit = page_size(limit, maximum=maximum)
+    statement = _scoped(select(Customer), principal)
+    if statuses:
+        for status in statuses:
+            rules.one_of("status", status, rules.STATUSES)
+        statement = statement.where(Customer.status.in_(list(statuses)))  # type: ignore[attr-defined]
+    if after_id is not None:
+        statement = statement.where(Customer.id < after_id)
+    statement = statement.order_by(Customer.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
+    rows = list((await uow.session.execute(statement)).scalars())
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(items=rows, has_more=has_more, next_cursor=encode_cursor(rows[-1].id) if has_more else None)
+
+
+async def count_customers(uow: UnitOfWork, *, principal: Principal, statuses: Sequence[str] | None = None) -> int:
+    statement = _scoped(select(func.count()).select_from(Customer), principal)
+    if statuses:
+        statement = statement.where(Customer.status.in_(list(statuses)))  # type: ignore[attr-defined]
+    return int((await uow.session.execute(statement)).scalar_one())
+
+
+async def customers_by_ids(uow: UnitOfWork, *, principal: Principal, ids: Sequence[str]) -> dict[str, Customer]:
+    """One statement for many ids (the dataloaders' batch)."""
+    if not ids:
+        return {}
+    statement = _scoped(select(Customer).where(Customer.id.in_(list(set(ids)))), principal)  # type: ignore[attr-defined]
+    return {c.id: c for c in (await uow.session.execute(statement)).scalars()}
+
+
+async def children_by_parent_ids(
+    uow: UnitOfWork, *, principal: Principal, parent_ids: Sequence[str]
+) -> dict[str, list[Customer]]:
+    """Children of many parents in one statement, oldest child first."""
+    grouped: dict[str, list[Customer]] = defaultdict(list)
+    if not parent_ids:
+        return grouped
+    statement = _scoped(
+        select(Customer).where(Customer.parent_id.in_(list(set(parent_ids)))).order_by(Customer.id),  # type: ignore[union-attr]
+        principal,
+    )
+    for child in (await uow.session.execute(statement)).scalars():
+        grouped[child.parent_id or ""].append(child)
+    return grouped
+
+
+async def create_customer(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Customer:
+    """Create a customer. `name` and `email` are required; every other field is optional."""
+    _refuse_unknown(fields)
+    for required in ("name", "email"):
+        if fields.get(required) is None:
+            raise ValidationFailed(required, "is required")
+    now = uow.clock.now()
+    customer = Customer(id=new_id(), org_id=principal.org_id, reseller_id=principal.reseller_id,
+                        name="", email="", created_at=now, updated_at=now)
+    async with uow.transaction():
+        await _apply(uow, principal, customer, fields, creating=True)
+        uow.session.add(customer)
+        await _flush(uow, customer)
+        await _apply_children(uow, principal, customer, fields)
+    return customer
+
+
+async def update_customer(
+    uow: UnitOfWork, *, principal: Principal, customer_id: str, fields: Mapping[str, Any]
+) -> Customer:
+    """Change the fields given; a field given as null is cleared (or reset to its default)."""
+    _refuse_unknown(fields)
+    async with uow.transaction():
+        customer = await get_customer(uow, principal=principal, customer_id=customer_id)
+        await _update(uow, principal, customer, fields)
+    return customer
+
+
+async def update_customer_by_external_id(
+    uow: UnitOfWork, *, principal: Principal, external_customer_id: str, fields: Mapping[str, Any]
+) -> Customer:
+    _refuse_unknown(fields)
+    async with uow.transaction():
+        customer = await get_customer_by_external_id(uow, principal=principal, external_customer_id=external_customer_id)
+        await _update(uow, principal, customer, fields)
+    return customer
+
+
+async def delete_customer(uow: UnitOfWork, *, principal: Principal, customer_id: str) -> Customer:
+    """Delete a customer for good; its children leave the hierarchy and stay."""
+    async with uow.transaction():
+        customer = await get_customer(uow, principal=principal, customer_id=customer_id)
+        await uow.session.execute(
+            update(Customer)
+            .where(Customer.org_id == principal.org_id, Customer.parent_id == customer.id)
+            .values(parent_id=None, updated_at=uow.clock.now())
+        )
+        await uow.session.delete(customer)
+    return customer
+
+
+async def patch_customer_profile(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    customer_id: str,
+    fields: Mapping[str, Any],
+    custom_fields: Mapping[str, Any] | None = None,
+) -> ProfilePatchResult:
+    """OneBusiness PATCH: top-level fields all-or-nothing; each custom field applies or is rejected alone."""
+    _refuse_unknown(fields)
+    async with uow.transaction():
+        customer = await get_customer(uow, principal=principal, customer_id=customer_id)
+        before = {key: getattr(customer, _attribute(key)) for key in fields}
+        await _update(uow, principal, customer, fields, touch=False)
+        changed = [key for key in fields if getattr(customer, _attribute(key)) != before[key]]
+        rejected: dict[str, str] = {}
+        if custom_fields:
+            definitions = await _definitions(uow, principal)
+            values = dict(customer.custom_fields or {})
+            for key, value in custom_fields.items():
+                definition = definitions.get(key)
+                if definition is None:
+                    rejected[key] = "no custom field is defined with this key"
+                    continue
+                try:
+                    stored = coerce_value(field_type=definition.field_type, required=definition.required,
+                                          allowed_values=definition.allowed_values, value=value)
+                except ValueError as exc:
+                    rejected[key] = str(exc)
+                    continue
+                if values.get(key) != stored:
+                    changed.append(f"custom_fields.{key}")
+                if stored is None:
+                    values.pop(key, None)
+                else:
+                    values[key] = stored
+            customer.custom_fields = values
+        if changed:
+            customer.updated_at = uow.clock.now()
+        await _flush(uow, customer)
+    return ProfilePatchResult(customer=customer, changed=changed, rejected=rejected)
+
+
+async def define_custom_field(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    key: str,
+    field_type: str,
+    required: bool = False,
+    allowed_values: list[str] | None = None,
+    label: str | None = None,
+) -> CustomFieldDefinition:
+    """Define a custom field customer profiles of this organisation may carry."""
+    check_definition(key=key, field_type=field_type, allowed_values=allowed_values)
+    definition = CustomFieldDefinition(id=new_id(), org_id=principal.org_id, key=key, field_type=field_type,
+                                       required=required, allowed_values=allowed_values, label=label,
+                                       created_at=uow.clock.now())
+    async with uow.transaction():
+        existing = await uow.session.execute(
+            select(CustomFieldDefinition.id).where(CustomFieldDefinition.org_id == principal.org_id,
+                                                   CustomFieldDefinition.key == key)
+        )
+        if existing.first() is not None:
+            raise DuplicateResource(f"a custom field with key {key!r} already exists", field="key")
+        uow.session.add(definition)
+    return definition
+
+
+async def list_custom_fields(uow: UnitOfWork, *, principal: Principal) -> list[CustomFieldDefinition]:
+    return list((await _definitions(uow, principal)).values())
+
+
+async def _definitions(uow: UnitOfWork, principal: Principal) -> dict[str, CustomFieldDefinition]:
+    result = await uow.session.execute(
+        select(CustomFieldDefinition).where(CustomFieldDefinition.org_id == principal.org_id)
+        .order_by(CustomFieldDefinition.key)
+    )
+    return {d.key: d for d in result.scalars()}
+
+
+def _attribute(key: str) -> str:
+    return "customer_metadata" if key == "metadata" else key
+
+
+def _refuse_unknown(fields: Mapping[str, Any]) -> None:
+    unknown = sorted(set(fields) - SETTABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a customer field")
+
+
+async def _update(
+    uow: UnitOfWork, principal: Principal, customer: Customer, fields: Mapping[str, Any], *, touch: bool = True
+) -> None:
+    await _apply(uow, principal, customer, fields, creating=False)
+    await _apply_children(uow, principal, customer, fields)
+    if touch:
+        customer.updated_at = uow.clock.now()
+    await _flush(uow, customer)
+
+
+async def _apply(
+    uow: UnitOfWork, principal: Principal, customer: Customer, fields: Mapping[str, Any], *, creating: bool
+) -> None:
+    """Validate every field first, then set them, so a bad field changes nothing."""
+    cleaned: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in ("name", "email") and value is None:
+            raise ValidationFailed(key, "cannot be null")
+        if key in _SIMPLE_RULES:
+            cleaned[key] = _SIMPLE_RULES[key](key, value)
+    if "metadata" in fields:
+        cleaned["customer_metadata"] = rules.metadata(
+            "metadata", fields["metadata"] or {}, None if creating else customer.customer_metadata
+        )
+    if fields.get("custom_fields") is not None:
+        cleaned["custom_fields"] = await _strict_custom_fields(uow, principal, customer, fields["custom_fields"])
+    if not creating and "currency" in cleaned and customer.currency and cleaned["currency"] != customer.currency:
+        raise ConstraintViolation("a customer's currency cannot change once it is set", field="currency")
+    external_id = cleaned.get("external_customer_id")
+    if external_id is not None and external_id != customer.external_customer_id:
+        await _ensure_external_id_free(uow, principal, external_id)
+    hierarchy = fields.get("hierarchy")
+    if hierarchy is not None:
+        if not isinstance(hierarchy, Mapping):
+            raise ValidationFailed("hierarchy", "must be an object")
+        if "parent_customer_id" in hierarchy:
+            cleaned["parent_id"] = await _valid_parent(uow, principal, customer, hierarchy["parent_customer_id"])
+    for key, value in cleaned.items():
+        setattr(customer, key, value)
+
+
+async def _strict_custom_fields(
+    uow: UnitOfWork, principal: Principal, customer: Customer, values: Any
+) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        raise ValidationFailed("custom_fields", "must be an object")
+    definitions = await _definitions(uow, principal)
+    merged = dict(customer.custom_fields or {})
+    for key, value in values.items():
+        definition = definitions.get(key)
+        if definition is None:
+            raise ValidationFailed(f"custom_fields.{key}", "no custom field is defined with this key")
+        stored = strict_value(f"custom_fields.{key}", field_type=definition.field_type, required=definition.required,
+                              allowed_values=definition.allowed_values, value=value)
+        if stored is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = stored
+    return merged
+
+
+async def _ensure_external_id_free(uow: UnitOfWork, principal: Principal, external_id: str) -> None:
+    taken = await uow.session.execute(
+        select(Customer.id).where(Customer.org_id == principal.org_id, Customer.external_customer_id == external_id)
+    )
+    if taken.first() is not None:
+        raise DuplicateResource(f"a customer with external_customer_id {external_id!r} already exists",
+                                field="external_customer_id")
+
+
+async def _valid_parent(uow: UnitOfWork, principal: Principal, customer: Customer, parent_id: Any) -> str | None:
+    """Orb's hierarchy is one level deep: a parent is not a child, a child has no children."""
+    if parent_id is None:
+        return None
+    if not isinstance(parent_id, str):
+        raise ValidationFailed("hierarchy.parent_customer_id", "must be a customer id")
+    if parent_id == customer.id:
+        raise ConstraintViolation("a customer cannot be its own parent", field="hierarchy.parent_customer_id")
+    try:
+        parent = await get_customer(uow, principal=principal, customer_id=parent_id)
+    except NotFound:
+        raise ValidationFailed("hierarchy.parent_customer_id", f"customer {parent_id!r} was not found") from None
+    if parent.parent_id is not None:
+        raise ConstraintViolation("the parent is itself a child of another customer", field="hierarchy.parent_customer_id")
+    if await _has_children(uow, principal, customer.id):
+        raise ConstraintViolation("a customer with children cannot become a child", field="hierarchy.parent_customer_id")
+    return parent.id
+
+
+async def _has_children(uow: UnitOfWork, principal: Principal, customer_id: str) -> bool:
+    result = await uow.session.execute(
+        select(Customer.id).where(Customer.org_id == principal.org_id, Customer.parent_id == customer_id).limit(1)
+    )
+    return result.first() is not None
+
+
+async def _apply_children(uow: UnitOfWork, principal: Principal, customer: Customer, fields: Mapping[str, Any]) -> None:
+    hierarchy = fields.get("hierarchy")
+    if not isinstance(hierarchy, Mapping) or not hierarchy.get("child_customer_ids"):
+        return
+    child_ids = hierarchy["child_customer_ids"]
+    if not isinstance(child_ids, list) or not all(isinstance(i, str) for i in child_ids):
+        raise ValidationFailed("hierarchy.child_customer_ids", "must be a list of customer ids")
+    if customer.parent_id is not None:
+        raise ConstraintViolation("a child customer cannot have children", field="hierarchy.child_customer_ids")
+    found = await customers_by_ids(uow, principal=principal, ids=child_ids)
+    for index, child_id in enumerate(child_ids):
+        child = found.get(child_id)
+        if child is None:
+            raise ValidationFailed(f"hierarchy.child_customer_ids[{index}]", f"customer {child_id!r} was not found")
+        if child.id == customer.id:
+            raise ConstraintViolation("a customer cannot be its own child", field="hierarchy.child_customer_ids")
+        if child.parent_id not in (None, customer.id):
+            raise ConstraintViolation(f"customer {child_id!r} already belongs to another hierarchy",
+                                      field="hierarchy.child_customer_ids")
+        if await _has_children(uow, principal, child.id):
+            raise ConstraintViolation(f"customer {child_id!r} has children of its own",
+                                      field="hierarchy.child_customer_ids")
+        child.parent_id = customer.id
+        child.updated_at = uow.clock.now()
+    await uow.session.flush()
+
+
+async def _flush(uow: UnitOfWork, customer: Customer) -> None:
+    """Flush, turning a lost race on the external-id index into the same error as the pre-check."""
+    try:
+        await uow.session.flush()
+    except IntegrityError:
+        raise DuplicateResource(
+            f"a customer with external_customer_id {customer.external_customer_id!r} already exists",
+            field="external_customer_id",
+        ) from None

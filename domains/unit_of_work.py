@@ -1,0 +1,73 @@
+"""The unit of work: one session per request, one transaction per operation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from domains.clock import Clock, SystemClock
+from persistence.db import WRITE_INTENT
+
+
+class UnitOfWork:
+    """Owns a request's session. Services wrap their writes in `async with uow.transaction():`.
+
+    Transactions nest by joining: only the outermost one commits, so a face may wrap an operation
+    together with its own bookkeeping (an idempotency record) and have both land or neither.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock | None = None) -> None:
+        self._sessions = sessions
+        self._session: AsyncSession | None = None
+        self._depth = 0
+        self._rollback_only = False
+        self.clock: Clock = clock or SystemClock()
+        self.dialect = sessions.kw["bind"].dialect.name if sessions.kw.get("bind") is not None else "sqlite"
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """Commit on success, roll back on any exception; nested calls join the outer one."""
+        if self._depth == 0:
+            session = self.session
+            if session.in_transaction():
+                # A read earlier in the request opened an implicit transaction; end it first.
+                await session.rollback()
+            await session.connection(execution_options={WRITE_INTENT: True})
+            self._rollback_only = False
+        self._depth += 1
+        try:
+            yield self
+        except BaseException:
+            self._depth -= 1
+            if self._depth == 0:
+                await self.session.rollback()
+            else:
+                self._rollback_only = True
+            raise
+        self._depth -= 1
+        if self._depth == 0:
+            if self._rollback_only:
+                await self.session.rollback()
+            else:
+                await self.session.commit()
+
+    def abandon(self) -> None:
+        """Make the outermost transaction roll back instead of committing (an inner step failed)."""
+        self._rollback_only = True
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,82 @@
+"""The application factory: engine lifecycle, middlewares, and every face's routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from domains.clock import Clock, SystemClock
+from gateway.auth import VerifiedKeys
+from gateway.faces.http import RequestTooLarge, UnknownRoute
+from gateway.faces.onebusiness import face as onebusiness
+from gateway.faces.orb import face as orb
+from gateway.faces.rpc import face as rpc
+from gateway.graphql.view import graphql_handler
+from gateway.settings import Settings
+from persistence.db import create_engine, session_factory
+from persistence.ids import new_id
+
+log = logging.getLogger("accrual")
+
+
+def _dialect_for(path: str) -> object | None:
+    if path.startswith(orb.PREFIX + "/") or path == orb.PREFIX:
+        return orb.DIALECT
+    if path.startswith(onebusiness.PREFIX + "/") or path == onebusiness.PREFIX:
+        return onebusiness.DIALECT
+    return None
+
+
+@web.middleware
+async def face_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Failures raised before a row's handler runs (unknown URL, wrong method, body too large) and any
+    unexpected exception are answered in the shape of the face the path belongs to."""
+    request["request_id"] = request.headers.get("X-Request-Id") or new_id()
+    dialect = _dialect_for(request.path)
+    try:
+        response = await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if dialect is None:
+            raise
+        return dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({exc.reason})"),  # type: ignore[attr-defined]
+                                      request["request_id"])
+    except web.HTTPRequestEntityTooLarge as exc:
+        if dialect is None:
+            raise
+        return dialect.error_response(RequestTooLarge(str(exc)), request["request_id"])  # type: ignore[attr-defined]
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        log.exception("unexpected error (request %s)", request["request_id"])
+        if dialect is None:
+            raise
+        return dialect.error_response(exc, request["request_id"])  # type: ignore[attr-defined]
+    response.headers["X-Request-Id"] = request["request_id"]
+    return response
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> web.Application:
+    """Build the aiohttp application; the engine is opened and closed with the app (cleanup_ctx)."""
+    settings = settings or Settings.from_env()
+    app = web.Application(middlewares=[face_errors], client_max_size=settings.max_body_bytes)
+    app["settings"] = settings
+    app["clock"] = clock or SystemClock()
+    app["verified_keys"] = VerifiedKeys()
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app["engine"] = engine
+        app["sessions"] = session_factory(engine)
+        yield
+        await engine.dispose()
+
+    app.cleanup_ctx.append(database)
+    orb.add_routes(app)
+    onebusiness.add_routes(app)
+    rpc.add_routes(app)
+    handler = graphql_handler()
+    app.router.add_route("GET", "/graphql", handler)
+    app.router.add_route("POST", "/graphql", handler)
+    return app

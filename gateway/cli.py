@@ -1,0 +1,130 @@
+"""`accrual serve | migrate | keys create | export-schema`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from domains.tenancy import service as tenancy
+from domains.unit_of_work import UnitOfWork
+from gateway.settings import Settings
+from persistence.db import create_engine, session_factory
+from persistence.migrations import runner
+from persistence.tables import Organisation
+
+FIRST_ORG = "default"
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await runner.upgrade_async(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _pending(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        return await runner.pending_revisions(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _first_start_key(url: str) -> str | None:
+    """On a database with no organisation yet, create one and mint its first key (printed once)."""
+    engine = create_engine(url)
+    try:
+        uow = UnitOfWork(session_factory(engine))
+        count = (await uow.session.execute(select(func.count()).select_from(Organisation))).scalar_one()
+        await uow.session.rollback()
+        if count:
+            await uow.close()
+            return None
+        org = await tenancy.create_organisation(uow, name=FIRST_ORG)
+        key = await tenancy.create_api_key(uow, org_id=org.org_id, name="first key")
+        await uow.close()
+        return key.secret
+    finally:
+        await engine.dispose()
+
+
+async def _create_key(url: str, org_name: str, scopes: list[str], reseller: str | None) -> tenancy.MintedKey:
+    engine = create_engine(url)
+    try:
+        uow = UnitOfWork(session_factory(engine))
+        org = await tenancy.find_organisation_by_name(uow, name=org_name)
+        await uow.session.rollback()
+        if org is None:
+            org = await tenancy.create_organisation(uow, name=org_name)
+        key = await tenancy.create_api_key(uow, org_id=org.org_id, scopes=scopes, reseller_id=reseller)
+        await uow.close()
+        return key
+    finally:
+        await engine.dispose()
+
+
+def serve(settings: Settings) -> None:
+    from gateway.app import create_app
+
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        asyncio.run(_migrate(url))  # the embedded default needs no separate step
+    else:
+        pending = asyncio.run(_pending(url))
+        if pending:
+            sys.exit(f"the database needs migrations {pending}: run `accrual migrate` first")
+    secret = asyncio.run(_first_start_key(url))
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"Accrual is listening on {base}", flush=True)
+    print(f"  GraphiQL:  {base}/graphql", flush=True)
+    print(f"  Orb API:   {base}/v1   OneBusiness API: {base}/api/v1   JSON-RPC: POST {base}/", flush=True)
+    print(f"  Database:  {url}", flush=True)
+    if secret:
+        print(f"  First API key (shown once, keep it): {secret}", flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
+                access_log=None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="accrual", description="Usage-based billing: graph, Orb, OneBusiness and JSON-RPC faces.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run the server (applies migrations on the embedded SQLite default)")
+    commands.add_parser("migrate", help="apply database migrations")
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="mint an API key (printed once)")
+    create.add_argument("--org", required=True, help="organisation name (created if new)")
+    create.add_argument("--scope", action="append", default=[], help=f"repeatable; one of {sorted(tenancy.KNOWN_SCOPES)}")
+    create.add_argument("--reseller", default=None, help="limit the key to one reseller's customers")
+    export = commands.add_parser("export-schema", help="print (or write) the GraphQL schema")
+    export.add_argument("--output", "-o", default=None)
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.command == "serve":
+        serve(settings)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings.database_url))
+        print("migrations applied")
+    elif args.command == "keys":
+        key = asyncio.run(_create_key(settings.database_url, args.org, args.scope, args.reseller))
+        print(key.secret)
+    elif args.command == "export-schema":
+        from gateway.graphql.schema import export_sdl
+
+        sdl = export_sdl()
+        if args.output:
+            Path(args.output).write_text(sdl)
+        else:
+            sys.stdout.write(sdl)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""What every HTTP face shares: reading a request into `Inputs`, running a compiled row under the
+caller's Context, and answering errors in the face's own shape (mapped once, per face)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from domains.errors import DomainError, ValidationFailed
+from domains.unit_of_work import UnitOfWork
+from gateway.auth import principal_for
+from gateway.context import Context
+from gateway.faces.engine import MISSING, CompiledRow, Inputs, Row
+
+log = logging.getLogger("accrual.faces")
+
+
+class RequestTooLarge(Exception):
+    pass
+
+
+class UnknownRoute(Exception):
+    pass
+
+
+class Dialect(Protocol):
+    """A face's error shape: one function from any failure to its response."""
+
+    def error_response(self, error: BaseException, request_id: str) -> web.Response: ...
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=dumps(payload), status=status, content_type="application/json", headers=headers)
+
+
+def dumps(payload: Any) -> bytes:
+    return orjson.dumps(payload)
+
+
+async def read_json(request: web.Request) -> Any:
+    """The JSON body, MISSING when there is none; refuses malformed JSON and oversized bodies."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise RequestTooLarge(str(exc)) from None
+    if not raw.strip():
+        return MISSING
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationFailed("body", f"is not valid JSON ({exc})") from None
+
+
+def new_uow(request: web.Request) -> UnitOfWork:
+    return UnitOfWork(request.app["sessions"], request.app["clock"])
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def handler_for(
+    compiled: CompiledRow,
+    dialect: Dialect,
+    *,
+    around: Callable[[web.Request, Context, Inputs, CompiledRow], Awaitable[web.Response]] | None = None,
+    max_page_size: int = 100,
+) -> Handler:
+    """The aiohttp handler of one row: authenticate, read inputs, execute, shape; every error in `dialect`."""
+    row = compiled.row
+
+    async def handle(request: web.Request) -> web.Response:
+        request_id = request.get("request_id", "")
+        uow = new_uow(request)
+        try:
+            principal = await principal_for(request, uow)
+            body = await read_json(request) if request.body_exists else MISSING
+            inputs = Inputs(path=request.match_info, query=request.query, body=body)
+            context = Context(principal=principal, uow=uow, request_id=request_id, max_page_size=max_page_size)
+            if around is not None:
+                return await around(request, context, inputs, compiled)
+            return await respond(compiled, context, inputs)
+        except Exception as exc:  # every failure answers in the face's shape
+            return dialect.error_response(exc, request_id)
+        finally:
+            await uow.close()
+
+    handle.__name__ = f"{row.method.lower()}_{row.operation}"
+    return handle
+
+
+async def respond(compiled: CompiledRow, context: Context, inputs: Inputs) -> web.Response:
+    data = await compiled.run(context, inputs)
+    status = compiled.row.status
+    if status == 204:
+        return web.Response(status=204)
+    return json_response(data, status)
+
+
+def log_unexpected(error: BaseException, request_id: str) -> None:
+    if not isinstance(error, (DomainError, RequestTooLarge, UnknownRoute)):
+        log.error("unexpected error (request %s)", request_id, exc_info=error)
+
+
+def compile_rows(rows: list[Row], schema: Any) -> list[CompiledRow]:
+    return [CompiledRow(row, schema) for row in rows]

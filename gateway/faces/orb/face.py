@@ -1,0 +1,47 @@
+"""Mounts Orb's `/v1`: the route table, Orb's errors, and `Idempotency-Key` on every POST."""
+
+from __future__ import annotations
+
+import hashlib
+
+from aiohttp import web
+
+from domains.idempotency import service as idempotency
+from gateway.context import Context
+from gateway.faces.engine import CompiledRow, Inputs
+from gateway.faces.http import compile_rows, dumps, handler_for, respond
+from gateway.faces.orb.errors import OrbDialect
+from gateway.faces.orb.routes import ROWS
+from gateway.graphql.schema import schema
+
+PREFIX = "/v1"
+DIALECT = OrbDialect()
+
+
+def request_fingerprint(request: web.Request, inputs: Inputs) -> str:
+    body = dumps(inputs.body) if isinstance(inputs.body, (dict, list)) else b""
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + body).hexdigest()
+
+
+async def with_idempotency(request: web.Request, context: Context, inputs: Inputs, compiled: CompiledRow) -> web.Response:
+    """The first response to a key is stored with the operation's own writes and replayed after."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return await respond(compiled, context, inputs)
+    uow, org_id = context.uow, context.principal.org_id
+    async with uow.transaction():
+        stored = await idempotency.claim(uow, org_id=org_id, key=key, request_hash=request_fingerprint(request, inputs))
+        if stored is not None:
+            return web.Response(body=stored.body, status=stored.status, content_type="application/json",
+                                headers={"Idempotent-Replayed": "true"})
+        response = await respond(compiled, context, inputs)
+        await idempotency.remember(uow, org_id=org_id, key=key, status=response.status,
+                                   body=response.body.decode() if response.body else "")  # type: ignore[union-attr]
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    for compiled in compile_rows(ROWS, schema):
+        row = compiled.row
+        around = with_idempotency if row.method == "POST" else None
+        app.router.add_route(row.method, PREFIX + row.path, handler_for(compiled, DIALECT, around=around))

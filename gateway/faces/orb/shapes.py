@@ -1,0 +1,40 @@
+"""Orb's JSON shapes as GraphQL selections: each alias is Orb's field name."""
+
+_ADDRESS = "line1 line2 city state postal_code: postalCode country"
+_MINIFIED = "id external_customer_id: externalCustomerId"
+
+CUSTOMER = f"""
+  id
+  external_customer_id: externalCustomerId
+  name
+  email
+  currency
+  timezone
+  balance
+  payment_provider: paymentProvider
+  payment_provider_id: paymentProviderId
+  auto_collection: autoCollection
+  auto_issuance: autoIssuance
+  exempt_from_automated_tax: exemptFromAutomatedTax
+  email_delivery: emailDelivery
+  additional_emails: additionalEmails
+  metadata
+  billing_address: billingAddress {{ {_ADDRESS} }}
+  shipping_address: shippingAddress {{ {_ADDRESS} }}
+  tax_id: taxId {{ country type value }}
+  accounting_sync_configuration: accountingSyncConfiguration {{
+    excluded accounting_providers: accountingProviders {{ provider_type: providerType
+      external_provider_id: externalProviderId }}
+  }}
+  reporting_configuration: reportingConfiguration {{ exempt }}
+  payment_configuration: paymentConfiguration
+  portal_url: portalUrl
+  hierarchy {{ parent {{ {_MINIFIED} }} children {{ {_MINIFIED} }} }}
+  created_at: createdAt
+"""
+
+PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
+
+
+def page_of(item_shape: str) -> str:
+    return f"data: nodes {{ {item_shape} }} {PAGINATION}"

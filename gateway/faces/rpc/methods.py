@@ -1,0 +1,24 @@
+"""The JSON-RPC method table: each method a row over the graph, params mapped like a REST body."""
+
+from __future__ import annotations
+
+from gateway.faces.engine import Body, BodyField, Row
+from gateway.faces.orb.shapes import CUSTOMER, page_of
+
+CUSTOMER_WITH_PROFILE = CUSTOMER + """
+  status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
+  contact_first_name: contactFirstName contact_last_name: contactLastName contact_email: contactEmail
+  contact_phone: contactPhone notes custom_fields: customFields updated_at: updatedAt
+"""
+
+METHODS: list[Row] = [
+    Row("customers.list", "", "customers", page_of(CUSTOMER_WITH_PROFILE),
+        args={"first": BodyField("limit"), "after": BodyField("cursor"), "status": BodyField("status")}),
+    Row("customers.get", "", "customer", CUSTOMER_WITH_PROFILE, args={"id": BodyField("id")}),
+    Row("customers.get_by_external_id", "", "customerByExternalId", CUSTOMER_WITH_PROFILE,
+        args={"externalCustomerId": BodyField("external_customer_id")}),
+    Row("customers.create", "", "createCustomer", CUSTOMER_WITH_PROFILE, args={"input": Body()}),
+    Row("customers.update", "", "updateCustomer", CUSTOMER_WITH_PROFILE,
+        args={"id": BodyField("id"), "input": Body(exclude=("id",))}),
+    Row("customers.delete", "", "deleteCustomer", "id deleted", args={"id": BodyField("id")}),
+]

@@ -1,0 +1,43 @@
+"""Per-request dataloaders: each batch is one statement, answered as a list aligned with its keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiodataloader import DataLoader
+
+from domains.customers import service as customers
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.tables import Customer
+
+
+class CustomerByIdLoader(DataLoader[str, Customer | None]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Customer | None]:
+        found = await customers.customers_by_ids(self.uow, principal=self.principal, ids=keys)
+        return [found.get(key) for key in keys]
+
+
+class ChildrenByCustomerIdLoader(DataLoader[str, list[Customer]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Customer]]:
+        grouped = await customers.children_by_parent_ids(self.uow, principal=self.principal, parent_ids=keys)
+        return [grouped.get(key, []) for key in keys]
+
+
+class Loaders:
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        self.customer_by_id = CustomerByIdLoader(uow, principal)
+        self.children_by_customer_id = ChildrenByCustomerIdLoader(uow, principal)
+
+    def prime_customers(self, rows: Sequence[Customer]) -> None:
+        """Rows a list already fetched need no second trip when an edge points back at them."""
+        for row in rows:
+            self.customer_by_id.prime(row.id, row)

@@ -1,0 +1,65 @@
+"""Scalars as every face renders them: UTC instants with a `Z`, money as exact decimal strings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, DecimalException
+from typing import Any
+
+from strawberry.schema.types.base_scalars import wrap_parser
+from strawberry.types.scalar import ScalarDefinition
+
+from persistence.types import canonical_decimal
+
+
+def render_instant(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _parse_instant(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("a timezone (Z or an offset) is required")
+    return parsed.astimezone(timezone.utc)
+
+
+UTCDateTime = ScalarDefinition(
+    name="DateTime",
+    specified_by_url=None,
+    parse_literal=None,
+    origin=datetime,
+    description="An instant, rendered in UTC as ISO 8601 with a Z (2026-01-31T12:00:00Z).",
+    serialize=render_instant,
+    parse_value=wrap_parser(_parse_instant, "DateTime"),
+)
+
+
+def render_money(value: Decimal) -> str:
+    """Exact, with at least cents: 10 -> "10.00", 0.125 -> "0.125" (same text on both databases)."""
+    text = canonical_decimal(value)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def _parse_money(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        # A float has already lost exactness; money travels as a string (or an integer).
+        raise ValueError("write money as a decimal string, e.g. \"12.50\"")
+    try:
+        amount = Decimal(value)
+    except DecimalException:
+        raise ValueError(f"{value!r} is not a decimal number") from None
+    if not amount.is_finite():
+        raise ValueError("must be a finite number")
+    return amount
+
+
+Money = ScalarDefinition(
+    name="Decimal",
+    specified_by_url=None,
+    parse_literal=None,
+    origin=Decimal,
+    description="An exact decimal amount, rendered as a string with at least two decimals.",
+    serialize=render_money,
+    parse_value=_parse_money,
+)

@@ -1,0 +1,39 @@
+"""The one graph: every domain's queries and mutations merged into a Strawberry schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+from strawberry.extensions import MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.tools import merge_types
+
+from gateway.graphql.customers import CustomerMutations, CustomerQueries
+from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
+from gateway.graphql.scalars import Money, UTCDateTime
+
+Query = merge_types("Query", (CustomerQueries,))
+Mutation = merge_types("Mutation", (CustomerMutations,))
+
+MAX_DEPTH = 12
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    config=StrawberryConfig(scalar_map={datetime: UTCDateTime, Decimal: Money}),
+    extensions=[
+        DomainErrorCodes,
+        MutationTransaction,
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=5_000),
+        # Their LRU caches live at module level, shared by every request's fresh instance.
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ],
+)
+
+
+def export_sdl() -> str:
+    return schema.as_str() + "\n"

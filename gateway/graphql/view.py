@@ -1,0 +1,48 @@
+"""`/graphql`: GraphiQL in a browser, the graph for API-key holders (parse/validate caches on)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from strawberry.aiohttp.views import GraphQLView
+
+from domains.errors import Unauthenticated
+from gateway.auth import principal_for
+from gateway.context import Context
+from gateway.faces.http import json_response, new_uow
+from gateway.graphql.schema import schema
+
+
+class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
+    async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
+        return request["graphql_context"]
+
+    def encode_json(self, data: object) -> bytes:  # type: ignore[override]
+        return orjson.dumps(data)
+
+
+def _wants_graphiql(request: web.Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+def graphql_handler() -> Any:
+    view = AccrualGraphQLView(schema=schema, graphql_ide="graphiql")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if _wants_graphiql(request):
+            return await view(request)
+        uow = new_uow(request)
+        try:
+            try:
+                principal = await principal_for(request, uow)
+            except Unauthenticated as exc:
+                return json_response({"data": None, "errors": [
+                    {"message": exc.message, "extensions": {"code": exc.code}}]}, 401)
+            request["graphql_context"] = Context(principal=principal, uow=uow, request_id=request.get("request_id", ""))
+            return await view(request)
+        finally:
+            await uow.close()
+
+    return handle

@@ -1,0 +1,7 @@
+"""Every table of Accrual; importing this package registers them all on SQLModel.metadata."""
+
+from persistence.tables.customers import Customer, CustomFieldDefinition
+from persistence.tables.requests import IdempotencyRecord
+from persistence.tables.tenancy import ApiKey, Organisation
+
+__all__ = ["ApiKey", "Customer", "CustomFieldDefinition", "IdempotencyRecord", "Organisation"]

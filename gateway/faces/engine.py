@@ -27,6 +27,7 @@ from strawberry import Schema
 
 from domains.errors import DomainError, ValidationFailed
 from gateway.context import Context
+from gateway.faces.compiled import CompiledQuery, NotCompilable
 
 MISSING: Any = object()
 _BACKREF = "strawberry-definition"
@@ -157,6 +158,12 @@ class CompiledRow:
             raise ValueError(f"{row.method} {row.path}: invalid shape: {errors[0].message}\n{self.text}")
         self.graphql_schema = graphql_schema
         self.kind = kind
+        self.compiled: CompiledQuery | None = None
+        if kind == "query":
+            try:
+                self.compiled = CompiledQuery(graphql_schema, self.document)
+            except NotCompilable:
+                self.compiled = None
 
     def variables(self, inputs: Inputs) -> dict[str, Any]:
         """The operation's variables from the request, every bad value refused naming its field."""
@@ -184,6 +191,11 @@ class CompiledRow:
         return self.row.envelope(data, inputs) if self.row.envelope else data
 
     async def _execute(self, context: Context, variables: dict[str, Any]) -> Any:
+        if self.compiled is not None:
+            return await self.compiled.execute(context, variables)
+        return await self.execute_with_graphql_core(context, variables)
+
+    async def execute_with_graphql_core(self, context: Context, variables: dict[str, Any]) -> Any:
         result = execute(self.graphql_schema, self.document, context_value=context, variable_values=variables)
         if isawaitable(result):
             result = await result

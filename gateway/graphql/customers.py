@@ -153,17 +153,19 @@ class CustomerType:
         values = root.custom_fields or {}
         return values if keys is None else {key: values[key] for key in keys if key in values}
 
+    # Edges return the dataloader's future itself (no coroutine, so no task per row); both
+    # executors await it together with its siblings, which is what batches the loads.
     @strawberry.field
     @staticmethod
-    async def parent(root: CustomerRow, info: Resolve) -> Annotated[CustomerType, strawberry.lazy(__name__)] | None:
+    def parent(root: CustomerRow, info: Resolve) -> Annotated[CustomerType, strawberry.lazy(__name__)] | None:
         if root.parent_id is None:
             return None
-        return await info.context.loaders.customer_by_id.load(root.parent_id)  # type: ignore[return-value]
+        return info.context.loaders.customer_by_id.load(root.parent_id)  # type: ignore[return-value]
 
     @strawberry.field
     @staticmethod
-    async def children(root: CustomerRow, info: Resolve) -> list[Annotated[CustomerType, strawberry.lazy(__name__)]]:
-        return await info.context.loaders.children_by_customer_id.load(root.id)  # type: ignore[return-value]
+    def children(root: CustomerRow, info: Resolve) -> list[Annotated[CustomerType, strawberry.lazy(__name__)]]:
+        return info.context.loaders.children_by_customer_id.load(root.id)  # type: ignore[return-value]
 
     @strawberry.field(description="Orb's view of the parent/children edges.")
     @staticmethod
@@ -176,12 +178,12 @@ class CustomerHierarchy:
     root: strawberry.Private[CustomerRow]
 
     @strawberry.field
-    async def parent(self, info: Resolve) -> CustomerType | None:
-        return await CustomerType.parent(self.root, info)  # type: ignore[operator]
+    def parent(self, info: Resolve) -> CustomerType | None:
+        return CustomerType.parent(self.root, info)  # type: ignore[operator]
 
     @strawberry.field
-    async def children(self, info: Resolve) -> list[CustomerType]:
-        return await CustomerType.children(self.root, info)  # type: ignore[operator]
+    def children(self, info: Resolve) -> list[CustomerType]:
+        return CustomerType.children(self.root, info)  # type: ignore[operator]
 
 
 @strawberry.type

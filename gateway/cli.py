@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -82,14 +84,32 @@ def serve(settings: Settings) -> None:
             sys.exit(f"the database needs migrations {pending}: run `accrual migrate` first")
     secret = asyncio.run(_first_start_key(url))
     base = f"http://{settings.host}:{settings.port}"
-    print(f"Accrual is listening on {base}", flush=True)
-    print(f"  GraphiQL:  {base}/graphql", flush=True)
-    print(f"  Orb API:   {base}/v1   OneBusiness API: {base}/api/v1   JSON-RPC: POST {base}/", flush=True)
-    print(f"  Database:  {url}", flush=True)
-    if secret:
-        print(f"  First API key (shown once, keep it): {secret}", flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None,
-                access_log=None)
+
+    def announce() -> None:
+        print(f"Accrual is listening on {base}", flush=True)
+        print(f"  GraphiQL:  {base}/graphql", flush=True)
+        print(f"  Orb API:   {base}/v1   OneBusiness API: {base}/api/v1   JSON-RPC: POST {base}/", flush=True)
+        print(f"  Database:  {url}", flush=True)
+        if secret:
+            print(f"  First API key (shown once, keep it): {secret}", flush=True)
+
+    asyncio.run(_serve_until_stopped(create_app(settings), settings, announce))
+
+
+async def _serve_until_stopped(app: web.Application, settings: Settings, ready: Callable[[], None]) -> None:
+    """Bind first, then announce (so the printed address is true), then serve until SIGINT/SIGTERM."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        ready()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,4 +23,4 @@ class Context:
         return Loaders(self.uow, self.principal)
 
 
-from gateway.graphql.loaders import Loaders  # noqa: E402  (loaders import Context's collaborators)
+from gateway.graphql.loaders import Loaders

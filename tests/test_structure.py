@@ -23,7 +23,7 @@ def test_every_table_has_org_id_leading_every_index() -> None:
     for table in SQLModel.metadata.sorted_tables:
         assert "org_id" in table.columns, f"{table.name} has no org_id"
         for index in table.indexes:
-            first = list(index.columns)[0].name
+            first = next(iter(index.columns)).name
             # api_keys are found by the hash of the presented secret, before the org is known.
             if (table.name, index.name) == ("api_keys", "ix_api_keys_hash"):
                 continue
@@ -32,7 +32,7 @@ def test_every_table_has_org_id_leading_every_index() -> None:
 
 def test_layers_point_down() -> None:
     lint_imports = Path(sys.executable).with_name("lint-imports")
-    result = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([str(lint_imports)], cwd=ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

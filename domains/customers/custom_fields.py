@@ -13,7 +13,9 @@ FIELD_TYPES = ("string", "number", "boolean", "date", "enum")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-def check_definition(*, key: str, field_type: str, allowed_values: list[str] | None) -> None:
+def check_definition(*, key: str, field_type: str, allowed_values: list[str] | None, label: str | None = None) -> None:
+    if label is not None and len(label) > 200:
+        raise ValidationFailed("label", "must be at most 200 characters")
     if not _KEY.match(key):
         raise ValidationFailed("key", "must be 1-64 characters of a-z, 0-9 and _, starting with a letter")
     if field_type not in FIELD_TYPES:

@@ -271,7 +271,7 @@ async def define_custom_field(
     label: str | None = None,
 ) -> CustomFieldDefinition:
     """Define a custom field customer profiles of this organisation may carry."""
-    check_definition(key=key, field_type=field_type, allowed_values=allowed_values)
+    check_definition(key=key, field_type=field_type, allowed_values=allowed_values, label=label)
     definition = CustomFieldDefinition(id=new_id(), org_id=principal.org_id, key=key, field_type=field_type,
                                        required=required, allowed_values=allowed_values, label=label,
                                        created_at=uow.clock.now())
@@ -283,6 +283,10 @@ async def define_custom_field(
         if existing.first() is not None:
             raise DuplicateResource(f"a custom field with key {key!r} already exists", field="key")
         uow.session.add(definition)
+        try:
+            await uow.session.flush()
+        except IntegrityError:  # a concurrent definition of the same key won the race
+            raise DuplicateResource(f"a custom field with key {key!r} already exists", field="key") from None
     return definition
 
 
@@ -329,9 +333,10 @@ async def _apply(
         if key in _SIMPLE_RULES:
             cleaned[key] = _SIMPLE_RULES[key](key, value)
     if "metadata" in fields:
-        cleaned["customer_metadata"] = rules.metadata(
-            "metadata", fields["metadata"] or {}, None if creating else customer.customer_metadata
-        )
+        # Orb: keys given are merged; `metadata: null` clears the whole mapping.
+        given = fields["metadata"]
+        current = None if creating or given is None else customer.customer_metadata
+        cleaned["customer_metadata"] = rules.metadata("metadata", given or {}, current)
     if fields.get("custom_fields") is not None:
         cleaned["custom_fields"] = await _strict_custom_fields(uow, principal, customer, fields["custom_fields"])
     if not creating and "currency" in cleaned and customer.currency and cleaned["currency"] != customer.currency:

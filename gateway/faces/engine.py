@@ -206,7 +206,7 @@ class CompiledRow:
     def _domain_error(self, error: GraphQLError) -> Exception:
         original = error.original_error
         if isinstance(original, DomainError):
-            if original.field in self.face_names and self.face_names[original.field]:
+            if self.face_names.get(original.field):
                 original.field = self.face_names[original.field]
             return original
         if original is not None:
@@ -250,9 +250,9 @@ def to_graphql_value(value: Any, type_: GraphQLInputType, path: str) -> Any:
             graphql_name, field_type = target
             converted[graphql_name] = to_graphql_value(item, field_type, child)
         for python_name, (graphql_name, field_type) in by_python.items():
-            if isinstance(field_type, GraphQLNonNull) and graphql_name not in converted:
-                if type_.fields[graphql_name].default_value is _UNDEFINED:
-                    raise ValidationFailed(f"{path}.{python_name}" if path else python_name, "is required")
+            missing = isinstance(field_type, GraphQLNonNull) and graphql_name not in converted
+            if missing and type_.fields[graphql_name].default_value is _UNDEFINED:
+                raise ValidationFailed(f"{path}.{python_name}" if path else python_name, "is required")
         return converted
     if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
         if type_.name == "JSON":
@@ -290,7 +290,7 @@ def _coercion_message(type_: GraphQLScalarType | GraphQLEnumType, exc: Exception
     return f"must be a {_type_word(type_)}" + (f" ({detail})" if detail and type_.name in ("Decimal", "DateTime") else "")
 
 
-from graphql.pyutils import Undefined as _UNDEFINED  # noqa: E402
+from graphql.pyutils import Undefined as _UNDEFINED
 
 
 def query_int(text: str) -> int | str:

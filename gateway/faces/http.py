@@ -83,7 +83,7 @@ def handler_for(
             if around is not None:
                 return await around(request, context, inputs, compiled)
             return await respond(compiled, context, inputs)
-        except Exception as exc:  # every failure answers in the face's shape
+        except Exception as exc:  # noqa: BLE001 (every failure answers in the face's shape)
             return dialect.error_response(exc, request_id)
         finally:
             await uow.close()

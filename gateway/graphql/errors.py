@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterator
 
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
@@ -53,7 +53,15 @@ class MutationTransaction(SchemaExtension):
             yield
             return
         uow = execution.context.uow
-        async with uow.transaction():
-            yield
-            if execution.result is not None and execution.result.errors:
-                uow.abandon()
+        try:
+            async with uow.transaction():
+                yield
+                if execution.result is not None and execution.result.errors:
+                    uow.abandon()
+        except DomainError as exc:
+            # A constraint the database enforced at commit (a lost race), mapped like any domain error.
+            execution.result = ExecutionResult(data=None, errors=[describe(GraphQLError(exc.message, original_error=exc))])
+        except Exception as exc:
+            log.error("a mutation failed to commit", exc_info=exc)
+            execution.result = ExecutionResult(data=None, errors=[
+                GraphQLError("Internal server error", original_error=exc, extensions={"code": INTERNAL})])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, DecimalException
 from typing import Any
 
@@ -13,14 +13,14 @@ from persistence.types import canonical_decimal
 
 
 def render_instant(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse_instant(value: Any) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("a timezone (Z or an offset) is required")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 UTCDateTime = ScalarDefinition(
@@ -44,7 +44,7 @@ def render_money(value: Decimal) -> str:
 def _parse_money(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         # A float has already lost exactness; money travels as a string (or an integer).
-        raise ValueError("write money as a decimal string, e.g. \"12.50\"")
+        raise ValueError("write money as a decimal string, e.g. \"12.50\"")  # noqa: TRY004 (a coercion error)
     try:
         amount = Decimal(value)
     except DecimalException:

@@ -6,8 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 
 import strawberry
-from strawberry.schema.config import StrawberryConfig
 from strawberry.extensions import MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from gateway.graphql.customers import CustomerMutations, CustomerQueries

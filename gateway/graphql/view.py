@@ -7,11 +7,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
+from strawberry.http import GraphQLHTTPResponse, process_result
+from strawberry.types import ExecutionResult
 
 from domains.errors import Unauthenticated
 from gateway.auth import principal_for
 from gateway.context import Context
 from gateway.faces.http import json_response, new_uow
+from gateway.graphql.errors import describe
 from gateway.graphql.schema import schema
 
 
@@ -21,6 +24,13 @@ class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
 
     def encode_json(self, data: object) -> bytes:  # type: ignore[override]
         return orjson.dumps(data)
+
+    async def process_result(self, request: web.Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
+        # Every result, including documents that never parsed (the parser cache raises before the
+        # error-code extension's post-processing runs), carries extensions.code.
+        if result.errors:
+            result.errors = [describe(error) for error in result.errors]
+        return process_result(result)
 
 
 def _wants_graphiql(request: web.Request) -> bool:
@@ -32,7 +42,7 @@ def graphql_handler() -> Any:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if _wants_graphiql(request):
-            return await view(request)
+            return await view.render_graphql_ide(request)
         uow = new_uow(request)
         try:
             try:

@@ -4,4 +4,4 @@ from persistence.tables.customers import Customer, CustomFieldDefinition
 from persistence.tables.requests import IdempotencyRecord
 from persistence.tables.tenancy import ApiKey, Organisation
 
-__all__ = ["ApiKey", "Customer", "CustomFieldDefinition", "IdempotencyRecord", "Organisation"]
+__all__ = ["ApiKey", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Organisation"]

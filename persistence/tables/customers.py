@@ -36,7 +36,7 @@ class Customer(SQLModel, table=True):
     email: str = Field(max_length=320)
     currency: str | None = Field(default=None, max_length=3)
     timezone: str = Field(default="UTC", max_length=64)
-    balance: Decimal = Field(default=Decimal("0"), sa_type=Money, nullable=False)
+    balance: Decimal = Field(default=Decimal(0), sa_type=Money, nullable=False)
     payment_provider: str | None = Field(default=None, max_length=32)
     payment_provider_id: str | None = Field(default=None, max_length=255)
     auto_collection: bool = True

@@ -8,7 +8,14 @@ from aiohttp import web
 
 from domains import errors
 from gateway.faces.engine import Body, BodyField, Const, Inputs, Path, Query, Row
-from gateway.faces.http import RequestTooLarge, UnknownRoute, compile_rows, handler_for, json_response, log_unexpected
+from gateway.faces.http import (
+    RequestTooLarge,
+    UnknownRoute,
+    compile_rows,
+    handler_for,
+    json_response,
+    log_unexpected,
+)
 from gateway.graphql.schema import schema
 
 PREFIX = "/api/v1"
@@ -41,7 +48,12 @@ def sparse(profile: dict[str, Any], fields: str | None) -> dict[str, Any]:
     return chosen
 
 
+STATUS_FILTERS = ("active", "inactive", "archived", "all")
+
+
 def _status_filter(value: str) -> list[str] | None:
+    if value not in STATUS_FILTERS:
+        raise errors.ValidationFailed("status", f"must be one of {', '.join(STATUS_FILTERS)}")
     return None if value == "all" else [value]
 
 

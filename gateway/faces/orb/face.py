@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 
+import orjson
 from aiohttp import web
 
 from domains.idempotency import service as idempotency
+from domains.tenancy.service import Principal
 from gateway.context import Context
 from gateway.faces.engine import CompiledRow, Inputs
-from gateway.faces.http import compile_rows, dumps, handler_for, respond
+from gateway.faces.http import compile_rows, handler_for, respond
 from gateway.faces.orb.errors import OrbDialect
 from gateway.faces.orb.routes import ROWS
 from gateway.graphql.schema import schema
@@ -18,9 +20,12 @@ PREFIX = "/v1"
 DIALECT = OrbDialect()
 
 
-def request_fingerprint(request: web.Request, inputs: Inputs) -> str:
-    body = dumps(inputs.body) if isinstance(inputs.body, (dict, list)) else b""
-    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + body).hexdigest()
+def request_fingerprint(request: web.Request, inputs: Inputs, principal: Principal) -> str:
+    """Same request = same method, path, body (whatever its key order) and the same reseller scope:
+    a replay must never show one reseller what another's request created."""
+    body = orjson.dumps(inputs.body, option=orjson.OPT_SORT_KEYS) if isinstance(inputs.body, (dict, list)) else b""
+    scope = (principal.reseller_id or "").encode()
+    return hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), scope, body])).hexdigest()
 
 
 async def with_idempotency(request: web.Request, context: Context, inputs: Inputs, compiled: CompiledRow) -> web.Response:
@@ -30,7 +35,7 @@ async def with_idempotency(request: web.Request, context: Context, inputs: Input
         return await respond(compiled, context, inputs)
     uow, org_id = context.uow, context.principal.org_id
     async with uow.transaction():
-        stored = await idempotency.claim(uow, org_id=org_id, key=key, request_hash=request_fingerprint(request, inputs))
+        stored = await idempotency.claim(uow, org_id=org_id, key=key, request_hash=request_fingerprint(request, inputs, context.principal))
         if stored is not None:
             return web.Response(body=stored.body, status=stored.status, content_type="application/json",
                                 headers={"Idempotent-Replayed": "true"})

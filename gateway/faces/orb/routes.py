@@ -5,16 +5,25 @@ from __future__ import annotations
 from gateway.faces.engine import Body, Path, Query, Row, query_int
 from gateway.faces.orb.shapes import CUSTOMER, page_of
 
+# The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
+CUSTOMER_FIELDS = (
+    "name", "email", "external_customer_id", "currency", "timezone", "payment_provider", "payment_provider_id",
+    "auto_collection", "auto_issuance", "email_delivery", "additional_emails", "metadata", "billing_address",
+    "shipping_address", "tax_id", "accounting_sync_configuration", "reporting_configuration",
+    "payment_configuration", "tax_configuration", "hierarchy",
+)
+CUSTOMER_BODY = Body(allow=CUSTOMER_FIELDS)
+
 ROWS: list[Row] = [
     Row("GET", "/customers", "customers", page_of(CUSTOMER),
         args={"first": Query("limit", convert=query_int), "after": Query("cursor")}),
-    Row("POST", "/customers", "createCustomer", CUSTOMER, status=201, args={"input": Body()}),
+    Row("POST", "/customers", "createCustomer", CUSTOMER, status=201, args={"input": CUSTOMER_BODY}),
     Row("GET", "/customers/{customer_id}", "customer", CUSTOMER, args={"id": Path("customer_id")}),
     Row("PUT", "/customers/{customer_id}", "updateCustomer", CUSTOMER,
-        args={"id": Path("customer_id"), "input": Body()}),
+        args={"id": Path("customer_id"), "input": CUSTOMER_BODY}),
     Row("DELETE", "/customers/{customer_id}", "deleteCustomer", "id", status=204, args={"id": Path("customer_id")}),
     Row("GET", "/customers/external_customer_id/{external_customer_id}", "customerByExternalId", CUSTOMER,
         args={"externalCustomerId": Path("external_customer_id")}),
     Row("PUT", "/customers/external_customer_id/{external_customer_id}", "updateCustomerByExternalId", CUSTOMER,
-        args={"externalCustomerId": Path("external_customer_id"), "input": Body()}),
+        args={"externalCustomerId": Path("external_customer_id"), "input": CUSTOMER_BODY}),
 ]

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from graphql import GraphQLObjectType, get_named_type
 
 from domains import errors
 from domains.tenancy.service import Principal
@@ -63,23 +64,48 @@ def _reply(request_id: Any, *, result: Any = None, error: dict[str, Any] | None 
     return {"jsonrpc": "2.0", "result": result, "id": request_id}
 
 
-def _in_timezone(value: Any, zone: zoneinfo.ZoneInfo) -> Any:
-    """`__tz`: instants in the result are rendered in the caller's zone (conversion at the edge only)."""
-    if isinstance(value, dict):
-        return {k: _in_timezone(v, zone) for k, v in value.items()}
+InstantTree = dict[str, "InstantTree | bool"]
+
+
+def instant_fields(compiled: CompiledRow) -> InstantTree:
+    """Where a method's result holds DateTime values: response keys (aliases) down to each one."""
+
+    def walk(type_: Any, selection: Any) -> InstantTree:
+        tree: InstantTree = {}
+        named = get_named_type(type_)
+        if selection is None or not isinstance(named, GraphQLObjectType):
+            return tree
+        for node in selection.selections:
+            definition = named.fields[node.name.value]
+            key = node.alias.value if node.alias else node.name.value
+            leaf = get_named_type(definition.type)
+            if getattr(leaf, "name", "") == "DateTime":
+                tree[key] = True
+            elif node.selection_set is not None:
+                tree[key] = walk(definition.type, node.selection_set)
+        return tree
+
+    operation = compiled.document.definitions[0]
+    root = operation.selection_set.selections[0]  # type: ignore[attr-defined]
+    root_type = compiled.graphql_schema.get_root_type(operation.operation)  # type: ignore[attr-defined]
+    return walk(root_type.fields[root.name.value].type, root.selection_set)
+
+
+def _in_timezone(value: Any, tree: InstantTree | bool, zone: zoneinfo.ZoneInfo) -> Any:
+    """`__tz`: the result's DateTime fields (and only those) rendered in the caller's zone."""
     if isinstance(value, list):
-        return [_in_timezone(v, zone) for v in value]
-    if isinstance(value, str) and len(value) >= 20 and value.endswith("Z") and value[10:11] == "T":
-        try:
-            return datetime.fromisoformat(value).astimezone(zone).isoformat()
-        except ValueError:
-            return value
+        return [_in_timezone(item, tree, zone) for item in value]
+    if tree is True:
+        return datetime.fromisoformat(value).astimezone(zone).isoformat() if isinstance(value, str) else value
+    if isinstance(value, dict) and isinstance(tree, dict):
+        return {k: _in_timezone(v, tree[k], zone) if k in tree else v for k, v in value.items()}
     return value
 
 
 class RpcEndpoint:
     def __init__(self) -> None:
         self.methods = {row.method: CompiledRow(row, schema) for row in METHODS}
+        self.instants = {name: instant_fields(compiled) for name, compiled in self.methods.items()}
 
     async def handle(self, request: web.Request) -> web.Response:
         request_id = request.get("request_id", "")
@@ -116,14 +142,15 @@ class RpcEndpoint:
     async def _call(self, call: Any, principal: Principal, uow: Any, request_id: str) -> dict[str, Any] | None:
         if not isinstance(call, dict):
             return _reply(None, error={"code": INVALID_REQUEST, "message": "Invalid Request: a call is an object"})
-        is_notification = "id" not in call
         call_id = call.get("id")
+        valid_id = call_id is None or (isinstance(call_id, (str, int)) and not isinstance(call_id, bool))
+        if call.get("jsonrpc") != "2.0" or not isinstance(call.get("method"), str) or not valid_id:
+            # Only a valid request can be a notification: an invalid one is always answered.
+            return _reply(call_id if valid_id else None, error={
+                "code": INVALID_REQUEST,
+                "message": "Invalid Request: jsonrpc must be \"2.0\", method a string, id a string, number or null"})
+        is_notification = "id" not in call
         try:
-            if call.get("jsonrpc") != "2.0" or not isinstance(call.get("method"), str) or (
-                not is_notification and not (call_id is None or isinstance(call_id, (str, int)))
-                or isinstance(call_id, bool)
-            ):
-                raise RpcError(INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\", method a string, id a string or number")
             compiled = self.methods.get(call["method"])
             if compiled is None:
                 raise RpcError(METHOD_NOT_FOUND, f"Method not found: {call['method']}")
@@ -136,11 +163,12 @@ class RpcEndpoint:
             context = Context(principal=principal, uow=uow, request_id=request_id)
             result = await compiled.run(context, Inputs(body=params))
             if zone is not None:
-                result = _in_timezone(result, zone)
+                result = _in_timezone(result, self.instants[call["method"]], zone)
             return None if is_notification else _reply(call_id, result=result)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a failed call is answered, never raised)
             if is_notification:
-                log_unexpected(exc, request_id)
+                if not isinstance(exc, RpcError):
+                    log_unexpected(exc, request_id)
                 return None
             return _reply(call_id, error=error_object(exc, request_id))
 

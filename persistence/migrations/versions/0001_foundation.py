@@ -4,11 +4,11 @@ Revision ID: 0001
 Revises: 
 Create Date: 2026-11-23
 """
-from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-import persistence.types
+from alembic import op
 
+import persistence.types
 
 revision = '0001'
 down_revision = None

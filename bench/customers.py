@@ -37,6 +37,7 @@ from bench.load import HOST, Tally, alternately, encode_request, latencies, thro
 from bench.processes import ServerProcess, free_port, start_server
 from gateway.app import create_app
 from gateway.settings import Settings
+from persistence.db import reader_for
 
 GRAPHQL_CUSTOMER = "query Customer($id: ID!) { customer(id: $id) { id name email balance createdAt } }"
 GRAPHQL_TREE = "query Tree($first: Int!) { customers(first: $first) { nodes { id parent { id } children { id } } } }"
@@ -192,11 +193,15 @@ def statements_on(engine: AsyncEngine) -> Iterator[StatementLog]:
             return
         (log.auth if "api_keys" in statement else log.graph).append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    # Reads outside a transaction go through the reader (its own engine on SQLite): count those too.
+    engines = [engine.sync_engine, *reader_for(engine).own_engines]
+    for target in engines:
+        event.listen(target, "before_cursor_execute", record)
     try:
         yield log
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for target in engines:
+            event.remove(target, "before_cursor_execute", record)
 
 
 async def statement_figure(database: BenchDatabase, key: str) -> Figure:

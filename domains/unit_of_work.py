@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
-from persistence.db import WRITE_INTENT
+from persistence.db import WRITE_INTENT, reader_for
 
 
 class UnitOfWork:
@@ -35,6 +37,13 @@ class UnitOfWork:
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    async def rows(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        """Rows of a read: on the fast reader outside a transaction, on the session inside one
+        (where the transaction's own uncommitted writes must be seen)."""
+        if self._depth == 0:
+            return await reader_for(self._sessions.kw["bind"]).all(statement, params)
+        return (await self.session.execute(statement, params or {})).all()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[UnitOfWork]:

@@ -26,7 +26,7 @@ from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from gateway.app import create_app
 from gateway.settings import Settings
-from persistence.db import create_engine, session_factory
+from persistence.db import create_engine, reader_for, session_factory
 from persistence.migrations import runner
 
 PG_ADMIN_URL = os.environ.get("ACCRUAL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -162,10 +162,13 @@ def count_queries(database: Database) -> Any:
             if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
                 counter.statements.append(statement)
 
-        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        engines = {database.engine.sync_engine, *reader_for(database.engine).own_engines}
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", record)
         try:
             yield counter
         finally:
-            event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", record)
 
     return counting

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import strawberry
-from strawberry.extensions import MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -18,6 +18,7 @@ Query = merge_types("Query", (CustomerQueries,))
 Mutation = merge_types("Mutation", (CustomerMutations,))
 
 MAX_DEPTH = 12
+_DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
 
 schema = strawberry.Schema(
     query=Query,
@@ -26,7 +27,9 @@ schema = strawberry.Schema(
     extensions=[
         DomainErrorCodes,
         MutationTransaction,
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        # The depth rule is built once: the validation cache keys on the rule classes, so a rule
+        # made per request would turn every request into a cache miss.
+        lambda: AddValidationRules(_DEPTH_RULES),
         lambda: MaxTokensLimiter(max_token_count=5_000),
         # Their LRU caches live at module level, shared by every request's fresh instance.
         lambda: ParserCache(maxsize=512),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Executable, Row
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
 from persistence.db import WRITE_INTENT, reader_for
@@ -25,6 +26,8 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._depth = 0
         self._rollback_only = False
+        self._read_connection: AsyncConnection | None = None  # held for all of a request's reads
+        self._read_lock = asyncio.Lock()
         self.clock: Clock = clock or SystemClock()
         self.dialect = sessions.kw["bind"].dialect.name if sessions.kw.get("bind") is not None else "sqlite"
 
@@ -42,7 +45,12 @@ class UnitOfWork:
         """Rows of a read: on the fast reader outside a transaction, on the session inside one
         (where the transaction's own uncommitted writes must be seen)."""
         if self._depth == 0:
-            return await reader_for(self._sessions.kw["bind"]).all(statement, params)
+            reader = reader_for(self._sessions.kw["bind"])
+            # Dataloader batches of one request run concurrently; a connection takes one at a time.
+            async with self._read_lock:
+                if self._read_connection is None:
+                    self._read_connection = await reader.connect()
+                return await reader.all(statement, params, self._read_connection)
         return (await self.session.execute(statement, params or {})).all()
 
     @asynccontextmanager
@@ -77,6 +85,9 @@ class UnitOfWork:
         self._rollback_only = True
 
     async def close(self) -> None:
+        if self._read_connection is not None:
+            await self._read_connection.close()
+            self._read_connection = None
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlite3
 import weakref
-from collections.abc import Mapping, Sequence
+from collections import namedtuple
+from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 from sqlalchemy import Engine, Executable, Row, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///accrual.db"
 
@@ -68,15 +76,20 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class Reader:
     """Reads outside a transaction, at the cost of the query itself.
 
-    On this kind of machine a round trip through aiosqlite's worker thread costs ~0.4 ms while the
-    query itself costs a few microseconds, so SQLite reads run on a plain sqlite3 connection in the
-    event loop's thread (WAL: readers never wait on the writer). On PostgreSQL reads go through the
-    same pool in autocommit, so they pay no BEGIN/ROLLBACK round trips.
+    On this kind of machine a round trip through aiosqlite's worker thread costs ~0.4 ms while a
+    keyed SQLite read costs a few microseconds, so SQLite reads run on one sqlite3 connection in the
+    event loop's thread (WAL: readers never wait on the writer). PostgreSQL reads use the pool in
+    autocommit (no BEGIN/ROLLBACK round trips). A statement without expanding parameters is compiled
+    once and then sent straight to the driver, its columns converted by the same SQLAlchemy type
+    processors a Core execution would apply.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self._dialect = engine.dialect
+        self._prepared: dict[int, _Prepared | None] = {}
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
+        self._raw_sqlite: sqlite3.Connection | None = None
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -87,14 +100,18 @@ class Reader:
 
             @event.listens_for(self._sync, "connect")
             def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA busy_timeout=30000")
-                cursor.execute("PRAGMA query_only=ON")
-                cursor.close()
+                _read_only(dbapi_connection)
 
-            event.listen(engine.sync_engine, "engine_disposed", lambda _engine: self._sync.dispose())  # type: ignore[union-attr]
+            event.listen(engine.sync_engine, "engine_disposed", lambda _engine: self.close())
         else:
             self._async = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def close(self) -> None:
+        if self._raw_sqlite is not None:
+            self._raw_sqlite.close()
+            self._raw_sqlite = None
+        if self._sync is not None:
+            self._sync.dispose()
 
     @property
     def own_engines(self) -> list[Engine]:
@@ -102,12 +119,97 @@ class Reader:
         benchmarks (PostgreSQL's autocommit view shares the main engine's event listeners)."""
         return [self._sync] if self._sync is not None else []
 
-    async def all(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+    def _prepare(self, statement: Executable) -> _Prepared | None:
+        key = id(statement)
+        if key not in self._prepared:
+            self._prepared[key] = _Prepared.of(statement, self._dialect)
+        return self._prepared[key]
+
+    async def connect(self) -> AsyncConnection | None:
+        """A pooled autocommit connection a request may hold for all its reads (None on SQLite)."""
+        if self._async is None:
+            return None
+        return await self._async.connect()
+
+    async def all(
+        self, statement: Executable, params: Mapping[str, Any] | None = None, connection: AsyncConnection | None = None
+    ) -> Sequence[Any]:
+        params = params or {}
+        prepared = self._prepare(statement)
         if self._sync is not None:
-            with self._sync.connect() as connection:
-                return connection.execute(statement, params or {}).all()
-        async with self._async.connect() as connection:  # type: ignore[union-attr]
-            return (await connection.execute(statement, params or {})).all()
+            # Statement events fire only on the SQLAlchemy path; while something listens (a
+            # statement counter), take that path so it sees every read.
+            if prepared is None or self._sync.dispatch.before_cursor_execute:
+                with self._sync.connect() as connection:
+                    return connection.execute(statement, params).all()
+            if self._raw_sqlite is None:
+                self._raw_sqlite = sqlite3.connect(self._sync.url.database or "", check_same_thread=False,
+                                                   isolation_level=None, timeout=30)
+                _read_only(self._raw_sqlite)
+            rows = self._raw_sqlite.execute(prepared.sql, prepared.arguments(params)).fetchall()
+            return prepared.rows(rows)
+        if connection is None:
+            async with self._async.connect() as own:  # type: ignore[union-attr]
+                return await self._all_on(own, statement, prepared, params)
+        return await self._all_on(connection, statement, prepared, params)
+
+    async def _all_on(self, connection: AsyncConnection, statement: Executable, prepared: _Prepared | None,
+                      params: Mapping[str, Any]) -> Sequence[Any]:
+        if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
+            return (await connection.execute(statement, params)).all()
+        raw = await connection.get_raw_connection()
+        records = await raw.driver_connection.fetch(prepared.sql, *prepared.arguments(params))  # type: ignore[union-attr]
+        return prepared.rows(records)
+
+
+def _read_only(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
+_PG_NUMERIC_OID = 1700
+
+
+def _result_processor(type_: Any, dialect: Any) -> Any:
+    try:
+        return type_._cached_result_processor(dialect, None)
+    except TypeError:
+        # asyncpg's numeric processor asks which PostgreSQL type the column has: NUMERIC here.
+        return type_._cached_result_processor(dialect, _PG_NUMERIC_OID)
+
+
+class _Prepared:
+    """A statement compiled once for a dialect: its SQL, parameter order, and column converters."""
+
+    def __init__(self, sql: str, names: list[str], defaults: dict[str, Any], processors: list[Any],
+                 row_type: type) -> None:
+        self.sql, self.names, self.defaults = sql, names, defaults
+        self.processors, self.row_type = processors, row_type
+
+    @classmethod
+    def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
+        compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        if compiled.post_compile_params or compiled._bind_processors or not compiled.positiontup:
+            return None  # expanding IN lists and converted parameters keep SQLAlchemy's path
+        columns = compiled._result_columns
+        processors = [_result_processor(column.type, dialect) for column in columns]
+        row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
+        # Parameters the statement carries itself (SQLite renders LIMIT ? OFFSET ? with offset 0).
+        defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
+        return cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] if name in params else self.defaults[name] for name in self.names]
+
+    def rows(self, records: Iterable[Any]) -> list[Any]:
+        make, processors = self.row_type._make, self.processors  # type: ignore[attr-defined]
+        return [
+            make([value if process is None or value is None else process(value)
+                  for value, process in zip(record, processors, strict=True)])
+            for record in records
+        ]
 
 
 _READERS: weakref.WeakKeyDictionary[Any, Reader] = weakref.WeakKeyDictionary()

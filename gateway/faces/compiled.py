@@ -32,6 +32,7 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     SelectionSetNode,
+    get_named_type,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from strawberry.types.info import Info as StrawberryInfo
@@ -128,13 +129,26 @@ def _plan_for(type_: GraphQLOutputType, selection: SelectionSetNode | None, sche
 
 
 class _Execution:
-    """Per-request state the generated functions share: resolver infos and awaitables left to wait on."""
+    """Per-request state the generated functions share: resolver infos (made when first needed) and
+    awaitables left to wait on."""
 
-    __slots__ = ("infos", "pending")
+    __slots__ = ("context", "infos", "pending", "query", "variables")
 
-    def __init__(self, infos: list[Any]) -> None:
-        self.infos = infos
+    def __init__(self, query: CompiledQuery, context: Any, variables: dict[str, Any]) -> None:
+        self.query, self.context, self.variables = query, context, variables
+        self.infos: list[Any] = [None] * len(query.resolver_fields)
         self.pending: list[tuple[dict[str, Any], str, Awaitable[Any], Callable[[Any, _Execution], Any]]] = []
+
+    def info(self, slot: int) -> Any:
+        info = self.infos[slot]
+        if info is None:
+            field_plan = self.query.resolver_fields[slot]
+            info = self.query._info(field_plan.node, field_plan.definition, field_plan.parent_type,  # type: ignore[arg-type]
+                                    self.context, self.variables)
+            if field_plan.direct is not None:
+                info = StrawberryInfo(_raw_info=info, _field=field_plan.direct.strawberry_field)
+            self.infos[slot] = info
+        return info
 
 
 # Scalars whose serializer returns a value of this exact class unchanged: skip the call for them.
@@ -197,12 +211,12 @@ class _Generator:
                 if direct.root_name:
                     args.append(f"{direct.root_name}=v")
                 if direct.info_name:
-                    args.append(f"{direct.info_name}=X.infos[{slot}]")
+                    args.append(f"{direct.info_name}=X.info({slot})")
                 lines.append(f"    r = {function}({', '.join(args)})")
             else:
                 resolver = self._name("R", field_plan.resolver)
                 arguments = self._name("A", field_plan.static_args or {})
-                lines.append(f"    r = {resolver}(v, X.infos[{slot}], **{arguments})")
+                lines.append(f"    r = {resolver}(v, X.info({slot}), **{arguments})")
             later = self.converter(field_plan.plan)
             lines.append("    if r is None:")
             lines.append(f"        out[{alias}] = None")
@@ -222,6 +236,32 @@ class _Generator:
         return namespace[entry]  # type: ignore[no-any-return]
 
 
+def _root_call(definition: Any) -> Callable[[GraphQLResolveInfo, dict[str, Any]], Any] | None:
+    """Call a root resolver whose arguments are all plain scalars without Strawberry's per-call
+    argument conversion (there is nothing to convert); anything richer keeps the full wrapper."""
+    strawberry_field = (definition.extensions or {}).get(_BACKREF)
+    resolver = getattr(strawberry_field, "base_resolver", None)
+    if resolver is None or strawberry_field.extensions or strawberry_field.permission_classes:
+        return None
+    if len(resolver.arguments) != len(definition.args):
+        return None
+    names: dict[str, str] = {}
+    for argument, (graphql_name, graphql_argument) in zip(resolver.arguments, definition.args.items(), strict=True):
+        if not isinstance(get_named_type(graphql_argument.type), GraphQLScalarType):
+            return None
+        names[graphql_name] = argument.python_name
+    function, info_name = resolver.wrapped_func, resolver.info_parameter.name if resolver.info_parameter else None
+    passes_self = resolver.self_parameter is not None
+
+    def call(info: GraphQLResolveInfo, arguments: dict[str, Any]) -> Any:
+        kwargs = {names[name]: value for name, value in arguments.items()}
+        if info_name:
+            kwargs[info_name] = StrawberryInfo(_raw_info=info, _field=strawberry_field)
+        return function(None, **kwargs) if passes_self else function(**kwargs)
+
+    return call
+
+
 class CompiledQuery:
     """One query document of the shape `query(...) { result: field(args) { ... } }`, compiled."""
 
@@ -235,6 +275,7 @@ class CompiledQuery:
         assert schema.query_type is not None
         self.root_type = schema.query_type
         self.root_definition = self.root_type.fields[root.name.value]
+        self.root_call = _root_call(self.root_definition)
         plan = _plan_for(self.root_definition.type, root.selection_set, schema)
         self._check_field_arguments(plan)
         generator = _Generator()
@@ -265,16 +306,13 @@ class CompiledQuery:
             raise ValidationFailed("body", coerced[0].message)
         root_info = self._info(self.root_node, self.root_definition, self.root_type, context, coerced)
         arguments = get_argument_values(self.root_definition, self.root_node, coerced)
-        value = self.root_definition.resolve(None, root_info, **arguments)  # type: ignore[misc]
+        if self.root_call is not None:
+            value = self.root_call(root_info, arguments)
+        else:
+            value = self.root_definition.resolve(None, root_info, **arguments)  # type: ignore[misc]
         if isawaitable(value):
             value = await value
-        infos: list[Any] = []
-        for field_plan in self.resolver_fields:
-            info = self._info(field_plan.node, field_plan.definition, field_plan.parent_type, context, coerced)  # type: ignore[arg-type]
-            if field_plan.direct is not None:
-                info = StrawberryInfo(_raw_info=info, _field=field_plan.direct.strawberry_field)
-            infos.append(info)
-        state = _Execution(infos)
+        state = _Execution(self, context, coerced)
         data = self.render(value, state)
         while state.pending:
             batch, state.pending = state.pending, []

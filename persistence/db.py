@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlite3
 import weakref
 from collections import namedtuple
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Executable, Row, event
+from sqlalchemy import Engine, Executable, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -140,8 +139,8 @@ class Reader:
             # Statement events fire only on the SQLAlchemy path; while something listens (a
             # statement counter), take that path so it sees every read.
             if prepared is None or self._sync.dispatch.before_cursor_execute:
-                with self._sync.connect() as connection:
-                    return connection.execute(statement, params).all()
+                with self._sync.connect() as sync_connection:
+                    return sync_connection.execute(statement, params).all()
             if self._raw_sqlite is None:
                 self._raw_sqlite = sqlite3.connect(self._sync.url.database or "", check_same_thread=False,
                                                    isolation_level=None, timeout=30)
@@ -186,7 +185,8 @@ class _Prepared:
     def __init__(self, sql: str, names: list[str], defaults: dict[str, Any], processors: list[Any],
                  row_type: type) -> None:
         self.sql, self.names, self.defaults = sql, names, defaults
-        self.processors, self.row_type = processors, row_type
+        self.row_type = row_type
+        self.converting = [(index, process) for index, process in enumerate(processors) if process is not None]
 
     @classmethod
     def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
@@ -204,12 +204,17 @@ class _Prepared:
         return [params[name] if name in params else self.defaults[name] for name in self.names]
 
     def rows(self, records: Iterable[Any]) -> list[Any]:
-        make, processors = self.row_type._make, self.processors  # type: ignore[attr-defined]
-        return [
-            make([value if process is None or value is None else process(value)
-                  for value, process in zip(record, processors, strict=True)])
-            for record in records
-        ]
+        make = self.row_type._make  # type: ignore[attr-defined]
+        converting = self.converting
+        out = []
+        for record in records:
+            values = list(record)
+            for index, process in converting:  # only the columns whose type converts (a third here)
+                value = values[index]
+                if value is not None:
+                    values[index] = process(value)
+            out.append(make(values))
+        return out
 
 
 _READERS: weakref.WeakKeyDictionary[Any, Reader] = weakref.WeakKeyDictionary()

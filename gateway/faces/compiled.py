@@ -61,6 +61,7 @@ class FieldPlan:
     plan: Plan
     getter: Callable[[Any], Any] | None  # plain attribute access
     resolver: Callable[..., Any] | None  # the schema's resolver, called with (source, info, **args)
+    attribute: str | None = None  # the attribute's name, read inline by the generated code
     node: FieldNode | None = None
     definition: Any = None
     parent_type: GraphQLObjectType | None = None
@@ -118,7 +119,8 @@ def _plan_for(type_: GraphQLOutputType, selection: SelectionSetNode | None, sche
         alias = node.alias.value if node.alias else name
         if getattr(definition.resolve, "_is_default", False) and not node.arguments:
             python_name = getattr((definition.extensions or {}).get(_BACKREF), "python_name", name)
-            fields.append(FieldPlan(alias, child, getter=attrgetter(python_name), resolver=None))
+            fields.append(FieldPlan(alias, child, getter=attrgetter(python_name), resolver=None,
+                                    attribute=python_name if python_name.isidentifier() else None))
         else:
             if definition.resolve is None:
                 raise NotCompilable(f"{type_.name}.{name} has no resolver")
@@ -198,8 +200,10 @@ class _Generator:
         for field_plan in plan.fields:
             alias = repr(field_plan.alias)
             if field_plan.getter is not None:
-                getter = self._name("G", field_plan.getter)
-                lines.append(f"    r = {getter}(v)")
+                if field_plan.attribute is not None:
+                    lines.append(f"    r = v.{field_plan.attribute}")
+                else:
+                    lines.append(f"    r = {self._name('G', field_plan.getter)}(v)")
                 lines.append(f"    out[{alias}] = None if r is None else {self.expression(field_plan.plan, 'r')}")
                 continue
             slot = len(self.resolver_fields)

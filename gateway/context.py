@@ -7,6 +7,7 @@ from functools import cached_property
 
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
+from gateway.graphql.loaders import Loaders
 
 
 @dataclass
@@ -22,5 +23,3 @@ class Context:
         # Built on first use, with the organisation bound, so no cache crosses tenants or requests.
         return Loaders(self.uow, self.principal)
 
-
-from gateway.graphql.loaders import Loaders

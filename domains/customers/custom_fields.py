@@ -57,7 +57,7 @@ def coerce_value(
         return value
     if field_type == "date":
         try:
-            return date.fromisoformat(value).isoformat() if isinstance(value, str) else _fail_date()
+            return date.fromisoformat(str(value)).isoformat() if isinstance(value, str) else _not_a_date()
         except ValueError:
             raise ValueError("must be a date written YYYY-MM-DD") from None
     if value not in (allowed_values or []):
@@ -65,8 +65,8 @@ def coerce_value(
     return value
 
 
-def _fail_date() -> str:
-    raise ValueError
+def _not_a_date() -> str:
+    raise ValueError("not a string")
 
 
 def strict_value(definition_field: str, **kwargs: Any) -> str | bool | None:

@@ -22,6 +22,7 @@ from graphql import (
     parse,
     validate,
 )
+from graphql.pyutils import Undefined as _UNDEFINED
 from graphql.type.definition import GraphQLArgument, GraphQLField
 from strawberry import Schema
 
@@ -290,7 +291,6 @@ def _coercion_message(type_: GraphQLScalarType | GraphQLEnumType, exc: Exception
     return f"must be a {_type_word(type_)}" + (f" ({detail})" if detail and type_.name in ("Decimal", "DateTime") else "")
 
 
-from graphql.pyutils import Undefined as _UNDEFINED
 
 
 def query_int(text: str) -> int | str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Union
 
 import sqlglot
 from sqlglot import exp
@@ -27,7 +26,7 @@ EVENT_NAME = "event_name"
 MAX_SQL_LENGTH = 10_000
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 
-Literal = Union[str, Decimal, bool, None]
+Literal = str | Decimal | bool | None
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,7 @@ class Not:
     operand: Filter
 
 
-Filter = Union[Compare, In, IsNull, And, Or, Not]
+Filter = Compare | In | IsNull | And | Or | Not
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from bench.load import HOST, Tally, alternately, encode_request, latencies, thro
 from bench.processes import ServerProcess, free_port, start_server
 from gateway.app import create_app
 from gateway.settings import Settings
+from gateway.state import ENGINE
 from persistence.db import reader_for
 
 GRAPHQL_CUSTOMER = "query Customer($id: ID!) { customer(id: $id) { id name email balance createdAt } }"
@@ -216,7 +217,7 @@ async def statement_figure(database: BenchDatabase, key: str) -> Figure:
     try:
         async with aiohttp.ClientSession() as http:
             for first in (10, 100):
-                with statements_on(app["engine"]) as log:
+                with statements_on(app[ENGINE]) as log:
                     async with http.post(f"http://{HOST}:{port}/graphql", headers=_bearer(key),
                                          json={"query": GRAPHQL_TREE, "variables": {"first": first}}) as response:
                         payload = await response.json()

@@ -15,6 +15,7 @@ from gateway.faces.orb import face as orb
 from gateway.faces.rpc import face as rpc
 from gateway.graphql.view import graphql_handler
 from gateway.settings import Settings
+from gateway.state import CLOCK, ENGINE, REQUEST_ID, SESSIONS, SETTINGS, VERIFIED_KEYS
 from persistence.db import create_engine, session_factory
 from persistence.ids import new_id
 
@@ -33,7 +34,7 @@ def _dialect_for(path: str) -> object | None:
 async def face_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Failures raised before a row's handler runs (unknown URL, wrong method, body too large) and any
     unexpected exception are answered in the shape of the face the path belongs to."""
-    request["request_id"] = request.headers.get("X-Request-Id") or new_id()
+    request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_id()
     dialect = _dialect_for(request.path)
     try:
         response = await handler(request)
@@ -41,19 +42,19 @@ async def face_errors(request: web.Request, handler: Callable[[web.Request], Awa
         if dialect is None:
             raise
         return dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({exc.reason})"),  # type: ignore[attr-defined]
-                                      request["request_id"])
+                                      request[REQUEST_ID])
     except web.HTTPRequestEntityTooLarge as exc:
         if dialect is None:
             raise
-        return dialect.error_response(RequestTooLarge(str(exc)), request["request_id"])  # type: ignore[attr-defined]
+        return dialect.error_response(RequestTooLarge(str(exc)), request[REQUEST_ID])  # type: ignore[attr-defined]
     except web.HTTPException:
         raise
     except Exception as exc:
-        log.exception("unexpected error (request %s)", request["request_id"])
+        log.exception("unexpected error (request %s)", request[REQUEST_ID])
         if dialect is None:
             raise
-        return dialect.error_response(exc, request["request_id"])  # type: ignore[attr-defined]
-    response.headers["X-Request-Id"] = request["request_id"]
+        return dialect.error_response(exc, request[REQUEST_ID])  # type: ignore[attr-defined]
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
     return response
 
 
@@ -61,14 +62,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """Build the aiohttp application; the engine is opened and closed with the app (cleanup_ctx)."""
     settings = settings or Settings.from_env()
     app = web.Application(middlewares=[face_errors], client_max_size=settings.max_body_bytes)
-    app["settings"] = settings
-    app["clock"] = clock or SystemClock()
-    app["verified_keys"] = VerifiedKeys()
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app[VERIFIED_KEYS] = VerifiedKeys()
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        app["engine"] = engine
-        app["sessions"] = session_factory(engine)
+        app[ENGINE] = engine
+        app[SESSIONS] = session_factory(engine)
         yield
         await engine.dispose()
 

@@ -36,6 +36,9 @@ class VerifiedKeys:
             self._entries.popitem(last=False)
 
 
+VERIFIED_KEYS = web.AppKey("verified_keys", VerifiedKeys)
+
+
 def presented_secret(request: web.Request) -> str | None:
     key = request.headers.get("X-Api-Key")
     if key:
@@ -52,7 +55,7 @@ async def principal_for(request: web.Request, uow: UnitOfWork) -> Principal:
     secret = presented_secret(request)
     if not secret:
         raise Unauthenticated("an API key is required: send `Authorization: Bearer <key>` or `X-Api-Key: <key>`")
-    cache: VerifiedKeys = request.app["verified_keys"]
+    cache = request.app[VERIFIED_KEYS]
     digest = hash_secret(secret)
     principal = cache.get(digest)
     if principal is None:

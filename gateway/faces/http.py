@@ -15,6 +15,7 @@ from domains.unit_of_work import UnitOfWork
 from gateway.auth import principal_for
 from gateway.context import Context
 from gateway.faces.engine import MISSING, CompiledRow, Inputs, Row
+from gateway.state import CLOCK, REQUEST_ID, SESSIONS
 
 log = logging.getLogger("accrual.faces")
 
@@ -56,7 +57,7 @@ async def read_json(request: web.Request) -> Any:
 
 
 def new_uow(request: web.Request) -> UnitOfWork:
-    return UnitOfWork(request.app["sessions"], request.app["clock"])
+    return UnitOfWork(request.app[SESSIONS], request.app[CLOCK])
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -73,7 +74,7 @@ def handler_for(
     row = compiled.row
 
     async def handle(request: web.Request) -> web.Response:
-        request_id = request.get("request_id", "")
+        request_id = request.get(REQUEST_ID, "")
         uow = new_uow(request)
         try:
             principal = await principal_for(request, uow)

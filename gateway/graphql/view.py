@@ -16,11 +16,14 @@ from gateway.context import Context
 from gateway.faces.http import json_response, new_uow
 from gateway.graphql.errors import describe
 from gateway.graphql.schema import schema
+from gateway.state import REQUEST_ID
+
+GRAPHQL_CONTEXT = web.RequestKey("graphql_context", Context)
 
 
 class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
     async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
-        return request["graphql_context"]
+        return request[GRAPHQL_CONTEXT]
 
     def encode_json(self, data: object) -> bytes:  # type: ignore[override]
         return orjson.dumps(data)
@@ -50,7 +53,7 @@ def graphql_handler() -> Any:
             except Unauthenticated as exc:
                 return json_response({"data": None, "errors": [
                     {"message": exc.message, "extensions": {"code": exc.code}}]}, 401)
-            request["graphql_context"] = Context(principal=principal, uow=uow, request_id=request.get("request_id", ""))
+            request[GRAPHQL_CONTEXT] = Context(principal=principal, uow=uow, request_id=request.get(REQUEST_ID, ""))
             return await view(request)
         finally:
             await uow.close()

@@ -18,6 +18,7 @@ from gateway.faces.engine import Body, CompiledRow, Inputs
 from gateway.faces.http import RequestTooLarge, json_response, log_unexpected, new_uow, read_json
 from gateway.faces.rpc.methods import METHODS
 from gateway.graphql.schema import schema
+from gateway.state import REQUEST_ID
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 INVALID_TOKEN = -32005
@@ -108,7 +109,7 @@ class RpcEndpoint:
         self.instants = {name: instant_fields(compiled) for name, compiled in self.methods.items()}
 
     async def handle(self, request: web.Request) -> web.Response:
-        request_id = request.get("request_id", "")
+        request_id = request.get(REQUEST_ID, "")
         try:
             payload = await read_json(request)
         except errors.ValidationFailed as exc:

@@ -111,21 +111,6 @@ def tax_id(field: str, value: Any) -> dict[str, str] | None:
     return {"country": value["country"], "type": value["type"], "value": value["value"]}
 
 
-def metadata(field: str, value: Any, current: dict[str, str] | None = None) -> dict[str, str]:
-    """Orb semantics: keys given are set, a key given as null is removed, other keys stay."""
-    if not isinstance(value, dict):
-        raise ValidationFailed(field, "must be an object of string values")
-    merged = dict(current or {})
-    for key, item in value.items():
-        if item is None:
-            merged.pop(key, None)
-        elif isinstance(item, str):
-            merged[key] = item
-        else:
-            raise ValidationFailed(f"{field}.{key}", "must be a string or null")
-    return merged
-
-
 def additional_emails(field: str, value: Any) -> list[str]:
     if value is None:
         return []

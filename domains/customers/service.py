@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from domains.customers import rules
 from domains.customers.custom_fields import check_definition, coerce_value, strict_value
 from domains.errors import ConstraintViolation, DuplicateResource, NotFound, ValidationFailed
+from domains.metadata import merge_metadata
 from domains.pagination import Page, encode_cursor, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
@@ -374,7 +375,7 @@ async def _apply(
         # Orb: keys given are merged; `metadata: null` clears the whole mapping.
         given = fields["metadata"]
         current = None if creating or given is None else customer.customer_metadata
-        cleaned["customer_metadata"] = rules.metadata("metadata", given or {}, current)
+        cleaned["customer_metadata"] = merge_metadata("metadata", given or {}, current)
     if fields.get("custom_fields") is not None:
         cleaned["custom_fields"] = await _strict_custom_fields(uow, principal, customer, fields["custom_fields"])
     if not creating and "currency" in cleaned and customer.currency and cleaned["currency"] != customer.currency:

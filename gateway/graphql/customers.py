@@ -13,9 +13,10 @@ from strawberry.types import Info
 
 from domains.customers import service as customers
 from domains.errors import ValidationFailed
-from domains.pagination import decode_cursor, encode_cursor
+from domains.pagination import encode_cursor
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
+from gateway.graphql.pagination import PageInfo, decode_after
 from persistence.tables import Customer as CustomerRow
 from persistence.tables import CustomFieldDefinition as CustomFieldRow
 
@@ -184,13 +185,6 @@ class CustomerHierarchy:
     @strawberry.field
     def children(self, info: Resolve) -> list[CustomerType]:
         return CustomerType.children(self.root, info)  # type: ignore[operator]
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None = strawberry.field(description="Cursor of the last row (Relay).")
-    next_cursor: str | None = strawberry.field(description="Cursor for the next page; null on the last page.")
 
 
 @strawberry.type
@@ -367,7 +361,7 @@ class CustomerQueries:
                 ctx.uow,
                 principal=ctx.principal,
                 limit=first,
-                after_id=decode_cursor(after, "after") if after else None,
+                after_id=decode_after(after),
                 statuses=statuses,
                 maximum=ctx.max_page_size,
             )
@@ -376,13 +370,7 @@ class CustomerQueries:
                 exc.field = "first"
             raise
         ctx.loaders.prime_customers(page.items)
-        end = page.items[-1].id if page.items else None
-        return CustomerConnection(
-            nodes=page.items,  # type: ignore[arg-type]
-            page_info=PageInfo(has_next_page=page.has_more, end_cursor=encode_cursor(end) if end else None,
-                               next_cursor=page.next_cursor),
-            statuses=statuses,
-        )
+        return CustomerConnection(nodes=page.items, page_info=PageInfo.of(page), statuses=statuses)  # type: ignore[arg-type]
 
     @strawberry.field(description="The custom fields customer profiles of this organisation may carry.")
     async def custom_field_definitions(self, info: Resolve) -> list[CustomFieldDefinitionType]:

@@ -16,12 +16,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
 from gateway.graphql.scalars import Money, UTCDateTime
 
-Query = merge_types("Query", (CustomerQueries,))
-Mutation = merge_types("Mutation", (CustomerMutations,))
+Query = merge_types("Query", (CustomerQueries, CatalogQueries))
+Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations))
 
 MAX_DEPTH = 12
 _DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules

@@ -1,7 +1,8 @@
 """Every table of Accrual; importing this package registers them all on SQLModel.metadata."""
 
+from persistence.tables.catalog import Item
 from persistence.tables.customers import Customer, CustomFieldDefinition
 from persistence.tables.requests import IdempotencyRecord
 from persistence.tables.tenancy import ApiKey, Organisation
 
-__all__ = ["ApiKey", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Organisation"]
+__all__ = ["ApiKey", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Item", "Organisation"]

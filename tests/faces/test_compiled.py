@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domains.catalog import items
 from domains.customers import service as customers
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
@@ -35,8 +36,11 @@ async def seeded(database, tenant):
     })
     child = await customers.create_customer(uow, principal=tenant.principal, fields={
         "name": "Child", "email": "child@example.com", "hierarchy": {"parent_customer_id": parent.id}})
+    item = await items.create_item(uow, principal=tenant.principal, fields={
+        "name": "API calls", "metadata": {"unit": "call"},
+        "external_connections": [{"external_connection_name": "stripe", "external_entity_id": "prod_1"}]})
     await uow.close()
-    return {"parent": parent.id, "child": child.id, "external": "parent-1"}
+    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id}
 
 
 def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
@@ -45,6 +49,10 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"customer_id": seeded["parent"]}), Inputs(path={"customer_id": seeded["child"]})]
     if "{external_customer_id}" in path:
         return [Inputs(path={"external_customer_id": seeded["external"]})]
+    if "{item_id}" in path:
+        return [Inputs(path={"item_id": seeded["item"]})]
+    if row.row.method == "items.get":
+        return [Inputs(body={"id": seeded["item"]})]
     if "{id}" in path:
         return [Inputs(path={"id": seeded["parent"]})]
     if row.row.method == "customers.get":

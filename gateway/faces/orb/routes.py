@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, Path, Query, Row, query_int
-from gateway.faces.orb.shapes import CUSTOMER, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, page_of
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -13,10 +13,10 @@ CUSTOMER_FIELDS = (
     "payment_configuration", "tax_configuration", "hierarchy",
 )
 CUSTOMER_BODY = Body(allow=CUSTOMER_FIELDS)
+PAGE_ARGS = {"first": Query("limit", convert=query_int), "after": Query("cursor")}
 
 ROWS: list[Row] = [
-    Row("GET", "/customers", "customers", page_of(CUSTOMER),
-        args={"first": Query("limit", convert=query_int), "after": Query("cursor")}),
+    Row("GET", "/customers", "customers", page_of(CUSTOMER), args=PAGE_ARGS),
     Row("POST", "/customers", "createCustomer", CUSTOMER, status=201, args={"input": CUSTOMER_BODY}),
     Row("GET", "/customers/{customer_id}", "customer", CUSTOMER, args={"id": Path("customer_id")}),
     Row("PUT", "/customers/{customer_id}", "updateCustomer", CUSTOMER,
@@ -26,4 +26,7 @@ ROWS: list[Row] = [
         args={"externalCustomerId": Path("external_customer_id")}),
     Row("PUT", "/customers/external_customer_id/{external_customer_id}", "updateCustomerByExternalId", CUSTOMER,
         args={"externalCustomerId": Path("external_customer_id"), "input": CUSTOMER_BODY}),
+    Row("GET", "/items", "items", page_of(ITEM), args=PAGE_ARGS),
+    Row("POST", "/items", "createItem", ITEM, status=201, args={"input": Body(allow=("name", "metadata"))}),
+    Row("GET", "/items/{item_id}", "item", ITEM, args={"id": Path("item_id")}),
 ]

@@ -33,6 +33,12 @@ CUSTOMER = f"""
   created_at: createdAt
 """
 
+ITEM = """
+  id name metadata created_at: createdAt archived_at: archivedAt
+  external_connections: externalConnections {
+    external_connection_name: externalConnectionName external_entity_id: externalEntityId }
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

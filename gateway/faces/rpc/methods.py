@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
-from gateway.faces.orb.shapes import CUSTOMER, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, page_of
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -21,4 +21,7 @@ METHODS: list[Row] = [
     Row("customers.update", "", "updateCustomer", CUSTOMER_WITH_PROFILE,
         args={"id": BodyField("id"), "input": Body(exclude=("id",))}),
     Row("customers.delete", "", "deleteCustomer", "id deleted", args={"id": BodyField("id")}),
+    Row("items.list", "", "items", page_of(ITEM), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
+    Row("items.get", "", "item", ITEM, args={"id": BodyField("id")}),
+    Row("items.create", "", "createItem", ITEM, args={"input": Body()}),
 ]

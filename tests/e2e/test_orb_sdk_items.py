@@ -1,0 +1,33 @@
+"""Items through the official Orb SDK, against the real server process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import orb
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_create_fetch_and_list_items(new_tenant: Callable[[], orb.Orb]) -> None:
+    client = new_tenant()
+    created = [client.items.create(name=f"Item {i}", metadata={"unit": "call"}) for i in range(3)]
+    assert created[0].name == "Item 0"
+    assert created[0].metadata == {"unit": "call"}
+    assert created[0].external_connections == []
+    fetched = client.items.fetch(created[1].id)
+    assert (fetched.id, fetched.name, fetched.created_at) == (created[1].id, "Item 1", created[1].created_at)
+    listed = [item.id for item in client.items.list(limit=2)]
+    assert listed == [item.id for item in reversed(created)]
+
+
+def test_unknown_item_is_resource_not_found(orb_client: orb.Orb) -> None:
+    with pytest.raises(orb.ResourceNotFound):
+        orb_client.items.fetch("01m0000000000000000000000")
+
+
+def test_item_without_name_is_a_validation_error(orb_client: orb.Orb) -> None:
+    with pytest.raises(orb.RequestValidationError) as refused:
+        orb_client.items.create(name="   ")
+    assert refused.value.validation_errors[0]["field"] == "name"  # type: ignore[index]

@@ -46,6 +46,8 @@ class UnitOfWork:
         (where the transaction's own uncommitted writes must be seen)."""
         if self._depth == 0:
             reader = reader_for(self._sessions.kw["bind"])
+            if not reader.holds_connections:  # SQLite reads are synchronous: nothing to interleave
+                return await reader.all(statement, params)
             # Dataloader batches of one request run concurrently; a connection takes one at a time.
             async with self._read_lock:
                 if self._read_connection is None:

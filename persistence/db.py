@@ -124,6 +124,10 @@ class Reader:
             self._prepared[key] = _Prepared.of(statement, self._dialect)
         return self._prepared[key]
 
+    @property
+    def holds_connections(self) -> bool:
+        return self._async is not None
+
     async def connect(self) -> AsyncConnection | None:
         """A pooled autocommit connection a request may hold for all its reads (None on SQLite)."""
         if self._async is None:

@@ -320,7 +320,10 @@ class CompiledQuery:
         data = self.render(value, state)
         while state.pending:
             batch, state.pending = state.pending, []
-            results = await asyncio.gather(*(awaitable for _, _, awaitable, _ in batch))
+            if len(batch) == 1:  # one edge (a single fetch): no gather machinery needed
+                results = [await batch[0][2]]
+            else:
+                results = await asyncio.gather(*(awaitable for _, _, awaitable, _ in batch))
             for (container, alias, _, convert), result in zip(batch, results, strict=True):
                 container[alias] = convert(result, state)
         return data

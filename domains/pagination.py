@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from domains.errors import ValidationFailed
 from persistence.ids import looks_like_id
@@ -21,6 +22,13 @@ class Page(Generic[T]):
     items: list[T]
     has_more: bool
     next_cursor: str | None
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Any], limit: int) -> Page[Any]:
+        """A page from `limit + 1` rows fetched newest first: the extra row only says there is more."""
+        has_more = len(rows) > limit
+        items = list(rows[:limit])
+        return cls(items=items, has_more=has_more, next_cursor=encode_cursor(items[-1].id) if has_more else None)
 
 
 def encode_cursor(last_id: str) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import Select, bindparam, select
 
 from domains.errors import NotFound, ValidationFailed
 from domains.metadata import merge_metadata
-from domains.pagination import Page, encode_cursor, page_size
+from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
@@ -103,7 +103,4 @@ async def list_items(
     params: dict[str, Any] = {"org_id": principal.org_id, "limit": limit + 1}
     if after_id is not None:
         params["after_id"] = after_id
-    rows: list[Item] = list(await uow.rows(_read_statement(after=after_id is not None), params))  # type: ignore[arg-type]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=rows, has_more=has_more, next_cursor=encode_cursor(rows[-1].id) if has_more else None)
+    return Page.from_rows(await uow.rows(_read_statement(after=after_id is not None), params), limit)

@@ -15,7 +15,7 @@ from domains.customers import rules
 from domains.customers.custom_fields import check_definition, coerce_value, strict_value
 from domains.errors import ConstraintViolation, DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
-from domains.pagination import Page, encode_cursor, page_size
+from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
@@ -164,10 +164,7 @@ async def list_customers(
         params["statuses"] = list(statuses)
     if after_id is not None:
         params["after_id"] = after_id
-    rows: list[Customer] = list(await uow.rows(statement, params))  # type: ignore[arg-type]
-    has_more = len(rows) > limit
-    rows = rows[:limit]
-    return Page(items=rows, has_more=has_more, next_cursor=encode_cursor(rows[-1].id) if has_more else None)
+    return Page.from_rows(await uow.rows(statement, params), limit)
 
 
 async def count_customers(uow: UnitOfWork, *, principal: Principal, statuses: Sequence[str] | None = None) -> int:

@@ -19,10 +19,11 @@ from strawberry.tools import merge_types
 from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
+from gateway.graphql.metering import MeteringMutations, MeteringQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 
-Query = merge_types("Query", (CustomerQueries, CatalogQueries))
-Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations))
+Query = merge_types("Query", (CustomerQueries, CatalogQueries, MeteringQueries))
+Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations, MeteringMutations))
 
 MAX_DEPTH = 12
 _DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules

@@ -2,7 +2,8 @@
 
 from persistence.tables.catalog import Item
 from persistence.tables.customers import Customer, CustomFieldDefinition
+from persistence.tables.metering import BillableMetric
 from persistence.tables.requests import IdempotencyRecord
 from persistence.tables.tenancy import ApiKey, Organisation
 
-__all__ = ["ApiKey", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Item", "Organisation"]
+__all__ = ["ApiKey", "BillableMetric", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Item", "Organisation"]

@@ -6,6 +6,7 @@ import pytest
 
 from domains.catalog import items
 from domains.customers import service as customers
+from domains.metering import metrics
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
 from gateway.faces.engine import CompiledRow, Inputs
@@ -39,8 +40,10 @@ async def seeded(database, tenant):
     item = await items.create_item(uow, principal=tenant.principal, fields={
         "name": "API calls", "metadata": {"unit": "call"},
         "external_connections": [{"external_connection_name": "stripe", "external_entity_id": "prod_1"}]})
+    metric = await metrics.create_metric(uow, principal=tenant.principal, fields={
+        "name": "Tokens", "item_id": item.id, "sql": "SELECT SUM(tokens) FROM events WHERE event_name = 'llm'"})
     await uow.close()
-    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id}
+    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id}
 
 
 def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
@@ -53,6 +56,10 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if "{metric_id}" in path:
+        return [Inputs(path={"metric_id": seeded["metric"]})]
+    if row.row.method == "metrics.get":
+        return [Inputs(body={"id": seeded["metric"]})]
     if "{id}" in path:
         return [Inputs(path={"id": seeded["parent"]})]
     if row.row.method == "customers.get":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, Path, Query, Row, query_int
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, page_of
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -29,4 +29,8 @@ ROWS: list[Row] = [
     Row("GET", "/items", "items", page_of(ITEM), args=PAGE_ARGS),
     Row("POST", "/items", "createItem", ITEM, status=201, args={"input": Body(allow=("name", "metadata"))}),
     Row("GET", "/items/{item_id}", "item", ITEM, args={"id": Path("item_id")}),
+    Row("GET", "/metrics", "metrics", page_of(METRIC), args=PAGE_ARGS),
+    Row("POST", "/metrics", "createMetric", METRIC, status=201,
+        args={"input": Body(allow=("name", "description", "sql", "item_id", "metadata"))}),
+    Row("GET", "/metrics/{metric_id}", "metric", METRIC, args={"id": Path("metric_id")}),
 ]

@@ -39,6 +39,10 @@ ITEM = """
     external_connection_name: externalConnectionName external_entity_id: externalEntityId }
 """
 
+METRIC = f"""
+  id name description sql status metadata item {{ {ITEM} }}
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, page_of
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -24,4 +24,7 @@ METHODS: list[Row] = [
     Row("items.list", "", "items", page_of(ITEM), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
     Row("items.get", "", "item", ITEM, args={"id": BodyField("id")}),
     Row("items.create", "", "createItem", ITEM, args={"input": Body()}),
+    Row("metrics.list", "", "metrics", page_of(METRIC), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
+    Row("metrics.get", "", "metric", METRIC, args={"id": BodyField("id")}),
+    Row("metrics.create", "", "createMetric", METRIC, args={"input": Body()}),
 ]

@@ -18,11 +18,6 @@ ADDRESS_KEYS = ("line1", "line2", "city", "state", "postal_code", "country")
 ACCOUNTING_PROVIDERS = ("quickbooks", "netsuite")
 MAX_ADDITIONAL_EMAILS = 50
 
-# ISO 4217 active codes, plus Orb's credit-unit pseudo-currency.
-CURRENCIES = frozenset(
-    ["AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWL"]
-) | {"XCU"}
-
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
@@ -42,12 +37,6 @@ def name(field: str, value: Any) -> str:
     if len(value) > 500:
         raise ValidationFailed(field, "must be at most 500 characters")
     return value.strip()
-
-
-def currency(field: str, value: Any) -> str:
-    if not isinstance(value, str) or value.upper() not in CURRENCIES:
-        raise ValidationFailed(field, f"{value!r} is not an ISO 4217 currency code")
-    return value.upper()
 
 
 @lru_cache(maxsize=1)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from domains.currencies import currency
 from domains.customers import rules
 from domains.customers.custom_fields import check_definition, coerce_value, strict_value
 from domains.errors import ConstraintViolation, DuplicateResource, NotFound, ValidationFailed
@@ -26,7 +27,7 @@ _SIMPLE_RULES: dict[str, Any] = {
     "name": rules.name,
     "email": rules.email,
     "external_customer_id": rules.external_customer_id,
-    "currency": lambda f, v: None if v is None else rules.currency(f, v),
+    "currency": lambda f, v: None if v is None else currency(f, v),
     "timezone": lambda f, v: "UTC" if v is None else rules.timezone_name(f, v),
     "payment_provider": lambda f, v: None if v is None else rules.one_of(f, v, rules.PAYMENT_PROVIDERS),
     "payment_provider_id": rules.optional_text,

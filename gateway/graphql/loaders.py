@@ -8,9 +8,10 @@ from aiodataloader import DataLoader
 
 from domains.catalog import items
 from domains.customers import service as customers
+from domains.metering import metrics
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import Customer, Item
+from persistence.tables import BillableMetric, Customer, Item
 
 
 class CustomerByIdLoader(DataLoader[str, Customer | None]):
@@ -43,11 +44,22 @@ class ItemByIdLoader(DataLoader[str, Item | None]):
         return [found.get(key) for key in keys]
 
 
+class MetricByIdLoader(DataLoader[str, BillableMetric | None]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[BillableMetric | None]:
+        found = await metrics.metrics_by_ids(self.uow, principal=self.principal, ids=keys)
+        return [found.get(key) for key in keys]
+
+
 class Loaders:
     def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
         self.customer_by_id = CustomerByIdLoader(uow, principal)
         self.children_by_customer_id = ChildrenByCustomerIdLoader(uow, principal)
         self.item_by_id = ItemByIdLoader(uow, principal)
+        self.metric_by_id = MetricByIdLoader(uow, principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

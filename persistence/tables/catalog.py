@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from persistence.types import JSONDocument, UTCDateTime
+from persistence.types import JSONDocument, Money, UTCDateTime
 
 
 class Item(SQLModel, table=True):
@@ -23,3 +24,28 @@ class Item(SQLModel, table=True):
                                                        sa_column=Column(JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     archived_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Price(SQLModel, table=True):
+    """A price: a pricing model with its config, a cadence and a currency, for an item; a usage price
+    also names the billable metric whose quantity it prices."""
+
+    __tablename__ = "prices"
+    __table_args__ = (
+        Index("ix_prices_org_id", "org_id", "id"),
+        Index("ix_prices_org_external", "org_id", "external_price_id", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    item_id: str = Field(foreign_key="items.id", max_length=32)
+    billable_metric_id: str | None = Field(default=None, foreign_key="billable_metrics.id", max_length=32)
+    external_price_id: str | None = Field(default=None, max_length=255)
+    name: str = Field(max_length=500)
+    model_type: str = Field(max_length=32)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONDocument, nullable=False))
+    cadence: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    fixed_price_quantity: Decimal | None = Field(default=None, sa_type=Money)
+    price_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domains.catalog import items
+from domains.catalog import items, prices
 from domains.customers import service as customers
 from domains.metering import metrics
 from domains.unit_of_work import UnitOfWork
@@ -42,8 +42,14 @@ async def seeded(database, tenant):
         "external_connections": [{"external_connection_name": "stripe", "external_entity_id": "prod_1"}]})
     metric = await metrics.create_metric(uow, principal=tenant.principal, fields={
         "name": "Tokens", "item_id": item.id, "sql": "SELECT SUM(tokens) FROM events WHERE event_name = 'llm'"})
+    price = await prices.create_price(uow, principal=tenant.principal, fields={
+        "name": "Tokens", "item_id": item.id, "billable_metric_id": metric.id, "cadence": "monthly",
+        "currency": "USD", "model_type": "tiered", "external_price_id": "tokens-1",
+        "tiered_config": {"tiers": [{"first_unit": "0", "last_unit": "1000", "unit_amount": "0.002"},
+                                    {"first_unit": "1000", "last_unit": None, "unit_amount": "0.001"}]}})
     await uow.close()
-    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id}
+    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
+            "price": price.id, "external_price": "tokens-1"}
 
 
 def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
@@ -56,6 +62,14 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if "{price_id}" in path:
+        return [Inputs(path={"price_id": seeded["price"]})]
+    if "{external_price_id}" in path:
+        return [Inputs(path={"external_price_id": seeded["external_price"]})]
+    if row.row.method == "prices.get":
+        return [Inputs(body={"id": seeded["price"]})]
+    if row.row.method == "prices.get_by_external_id":
+        return [Inputs(body={"external_price_id": seeded["external_price"]})]
     if "{metric_id}" in path:
         return [Inputs(path={"metric_id": seeded["metric"]})]
     if row.row.method == "metrics.get":

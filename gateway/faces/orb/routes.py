@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, Path, Query, Row, query_int
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PRICE, page_of
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -14,6 +14,12 @@ CUSTOMER_FIELDS = (
 )
 CUSTOMER_BODY = Body(allow=CUSTOMER_FIELDS)
 PAGE_ARGS = {"first": Query("limit", convert=query_int), "after": Query("cursor")}
+
+PRICE_FIELDS = (
+    "name", "item_id", "cadence", "currency", "model_type", "billable_metric_id", "external_price_id",
+    "fixed_price_quantity", "metadata", "unit_config", "tiered_config", "package_config", "matrix_config",
+    "bulk_config", "tiered_package_config", "grouped_tiered_config", "threshold_total_amount_config",
+)
 
 ROWS: list[Row] = [
     Row("GET", "/customers", "customers", page_of(CUSTOMER), args=PAGE_ARGS),
@@ -33,4 +39,9 @@ ROWS: list[Row] = [
     Row("POST", "/metrics", "createMetric", METRIC, status=201,
         args={"input": Body(allow=("name", "description", "sql", "item_id", "metadata"))}),
     Row("GET", "/metrics/{metric_id}", "metric", METRIC, args={"id": Path("metric_id")}),
+    Row("GET", "/prices", "prices", page_of(PRICE), args=PAGE_ARGS),
+    Row("POST", "/prices", "createPrice", PRICE, status=201, args={"input": Body(allow=PRICE_FIELDS)}),
+    Row("GET", "/prices/{price_id}", "price", PRICE, args={"id": Path("price_id")}),
+    Row("GET", "/prices/external_price_id/{external_price_id}", "priceByExternalId", PRICE,
+        args={"externalPriceId": Path("external_price_id")}),
 ]

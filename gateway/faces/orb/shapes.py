@@ -43,6 +43,15 @@ METRIC = f"""
   id name description sql status metadata item {{ {ITEM} }}
 """
 
+PRICE = """
+  id external_price_id: externalPriceId name price_type: priceType model_type: modelType cadence currency
+  fixed_price_quantity: fixedPriceQuantity metadata created_at: createdAt
+  item { id name } billable_metric: billableMetric { id }
+  unit_config: unitConfig tiered_config: tieredConfig package_config: packageConfig matrix_config: matrixConfig
+  bulk_config: bulkConfig tiered_package_config: tieredPackageConfig grouped_tiered_config: groupedTieredConfig
+  threshold_total_amount_config: thresholdTotalAmountConfig
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

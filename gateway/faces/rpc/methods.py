@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PRICE, page_of
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -27,4 +27,9 @@ METHODS: list[Row] = [
     Row("metrics.list", "", "metrics", page_of(METRIC), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
     Row("metrics.get", "", "metric", METRIC, args={"id": BodyField("id")}),
     Row("metrics.create", "", "createMetric", METRIC, args={"input": Body()}),
+    Row("prices.list", "", "prices", page_of(PRICE), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
+    Row("prices.get", "", "price", PRICE, args={"id": BodyField("id")}),
+    Row("prices.get_by_external_id", "", "priceByExternalId", PRICE,
+        args={"externalPriceId": BodyField("external_price_id")}),
+    Row("prices.create", "", "createPrice", PRICE, args={"input": Body()}),
 ]

@@ -36,8 +36,17 @@ _READ_COLUMNS = [
 ]
 
 
+# Months per billing period of each cadence (a one-time price is billed in the period it starts).
+CADENCE_MONTHS = {"one_time": 1, "monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
+
+
 def price_type(price: Price) -> str:
     return "usage_price" if price.billable_metric_id else "fixed_price"
+
+
+def billing_mode(price: Price) -> str:
+    """Fixed fees are billed at the start of their period, usage at its end."""
+    return "in_arrear" if price.billable_metric_id else "in_advance"
 
 
 def price_config(price: Price) -> PriceConfig:

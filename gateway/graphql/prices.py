@@ -30,6 +30,12 @@ def _config_for(model: str):  # type: ignore[no-untyped-def]
     return strawberry.field(resolver=resolve, description=f"The config, when model_type is {model}.")
 
 
+@strawberry.type
+class BillingCycle:
+    duration: int
+    duration_unit: str
+
+
 @strawberry.type(name="Price", description="A pricing model with its config, cadence and currency, for an item.")
 class PriceType:
     id: strawberry.ID
@@ -53,6 +59,16 @@ class PriceType:
     @staticmethod
     def price_type(root: PriceRow) -> str:
         return prices.price_type(root)
+
+    @strawberry.field(description="in_advance for fixed fees, in_arrear for usage.")
+    @staticmethod
+    def billing_mode(root: PriceRow) -> str:
+        return prices.billing_mode(root)
+
+    @strawberry.field(description="The length of one billing period of this price's cadence.")
+    @staticmethod
+    def billing_cycle_configuration(root: PriceRow) -> BillingCycle:
+        return BillingCycle(duration=prices.CADENCE_MONTHS[root.cadence], duration_unit="month")
 
     @strawberry.field(description="The model's config (decimals as exact strings).")
     @staticmethod

@@ -31,3 +31,19 @@ def test_item_without_name_is_a_validation_error(orb_client: orb.Orb) -> None:
     with pytest.raises(orb.RequestValidationError) as refused:
         orb_client.items.create(name="   ")
     assert refused.value.validation_errors[0]["field"] == "name"  # type: ignore[index]
+
+
+def test_prices_through_the_sdk(new_tenant: Callable[[], orb.Orb]) -> None:
+    client = new_tenant()
+    item = client.items.create(name="Seats")
+    price = client.prices.create(cadence="monthly", currency="USD", item_id=item.id, model_type="unit", name="Seat",
+                                 unit_config={"unit_amount": "12.50"}, external_price_id="seat")
+    # The SDK names the discriminator `price_model_type` (wire name `model_type`).
+    assert (price.price_model_type, price.price_type, price.cadence) == ("unit", "fixed_price", "monthly")
+    assert price.unit_config.unit_amount == "12.50"  # type: ignore[union-attr]
+    assert client.prices.fetch(price.id).id == price.id
+    assert client.prices.external_price_id.fetch("seat").id == price.id
+    assert [p.id for p in client.prices.list()] == [price.id]
+    with pytest.raises(orb.RequestValidationError):
+        client.prices.create(cadence="monthly", currency="USD", item_id=item.id, model_type="unit", name="Bad",
+                             unit_config={"unit_amount": "-1"})

@@ -45,7 +45,8 @@ METRIC = f"""
 
 PRICE = """
   id external_price_id: externalPriceId name price_type: priceType model_type: modelType cadence currency
-  fixed_price_quantity: fixedPriceQuantity metadata created_at: createdAt
+  fixed_price_quantity: fixedPriceQuantity metadata created_at: createdAt billing_mode: billingMode
+  billing_cycle_configuration: billingCycleConfiguration { duration duration_unit: durationUnit }
   item { id name } billable_metric: billableMetric { id }
   unit_config: unitConfig tiered_config: tieredConfig package_config: packageConfig matrix_config: matrixConfig
   bulk_config: bulkConfig tiered_package_config: tieredPackageConfig grouped_tiered_config: groupedTieredConfig

@@ -89,6 +89,44 @@ def _quantity(value: Any) -> Decimal | None:
 
 async def create_price(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Price:
     """Create a price. Exactly the `<model_type>_config` object is required, validated for its model."""
+    async with uow.transaction():
+        price = await build_price(uow, principal=principal, fields=fields)
+        await save_prices(uow, [price])
+    return price
+
+
+async def build_price(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    fields: Mapping[str, Any],
+    plan_id: str | None = None,
+    plan_currency: str | None = None,
+    field_prefix: str = "",
+) -> Price:
+    """A validated, unsaved price (inside the caller's transaction). In a plan, the currency defaults
+    to the plan's and must equal it; errors name the field under `field_prefix` (`prices[2].`)."""
+    try:
+        return await _build_price(uow, principal, fields, plan_id, plan_currency)
+    except (ValidationFailed, DuplicateResource) as exc:
+        if field_prefix:
+            exc.field = field_prefix + (exc.field or "")
+        raise
+
+
+async def save_prices(uow: UnitOfWork, prices: Sequence[Price]) -> None:
+    uow.session.add_all(prices)
+    try:
+        await uow.session.flush()
+    except IntegrityError:  # a concurrent create took an external id first
+        raise DuplicateResource("a price with this external_price_id already exists", field="external_price_id") from None
+
+
+async def _build_price(
+    uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any], plan_id: str | None, plan_currency: str | None
+) -> Price:
+    if not isinstance(fields, Mapping):
+        raise ValidationFailed("price", "must be an object")
     unknown = sorted(set(fields) - _FIELDS)
     if unknown:
         raise ValidationFailed(unknown[0], "is not a price field")
@@ -105,8 +143,12 @@ async def create_price(uow: UnitOfWork, *, principal: Principal, fields: Mapping
     cadence = fields.get("cadence")
     if cadence not in CADENCES:
         raise ValidationFailed("cadence", f"must be one of {', '.join(CADENCES)}")
-    if fields.get("currency") is None:
+    given_currency = fields.get("currency")
+    if given_currency is None and plan_currency is None:
         raise ValidationFailed("currency", "is required")
+    price_currency = currency("currency", given_currency) if given_currency is not None else plan_currency
+    if plan_currency is not None and price_currency != plan_currency:
+        raise ValidationFailed("currency", f"must be the plan's currency, {plan_currency}")
     metric_id = fields.get("billable_metric_id")
     quantity = _quantity(fields.get("fixed_price_quantity"))
     if metric_id is not None and quantity is not None:
@@ -118,28 +160,21 @@ async def create_price(uow: UnitOfWork, *, principal: Principal, fields: Mapping
     if not isinstance(item_id, str) or not item_id:
         raise ValidationFailed("item_id", "is required")
     price = Price(
-        id=new_id(), org_id=principal.org_id, item_id=item_id, billable_metric_id=metric_id,
+        id=new_id(), org_id=principal.org_id, item_id=item_id, billable_metric_id=metric_id, plan_id=plan_id,
         external_price_id=external_id, name=_name(fields.get("name")), model_type=model_type,
-        config=config_to_json(config), cadence=cadence, currency=currency("currency", fields["currency"]),
+        config=config_to_json(config), cadence=cadence, currency=price_currency,  # type: ignore[arg-type]
         # A fixed price bills one unit unless told otherwise; a usage price's quantity comes from events.
         fixed_price_quantity=quantity if quantity is not None or metric_id else Decimal(1),
         price_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
     )
-    async with uow.transaction():
-        # Another organisation's item or metric is as unknown as a made-up id.
-        if item_id not in await items_by_ids(uow, principal=principal, ids=[item_id]):
-            raise ValidationFailed("item_id", f"no item {item_id!r} exists")
-        if metric_id is not None and not await _metric_exists(uow, principal, metric_id):
-            raise ValidationFailed("billable_metric_id", f"no billable metric {metric_id!r} exists")
-        if external_id is not None and await _one(uow, principal, "external_price_id", external_id) is not None:
-            raise DuplicateResource(f"a price with external_price_id {external_id!r} already exists",
-                                    field="external_price_id")
-        uow.session.add(price)
-        try:
-            await uow.session.flush()
-        except IntegrityError:  # a concurrent create took the external id first
-            raise DuplicateResource(f"a price with external_price_id {external_id!r} already exists",
-                                    field="external_price_id") from None
+    # Another organisation's item or metric is as unknown as a made-up id.
+    if item_id not in await items_by_ids(uow, principal=principal, ids=[item_id]):
+        raise ValidationFailed("item_id", f"no item {item_id!r} exists")
+    if metric_id is not None and not await _metric_exists(uow, principal, metric_id):
+        raise ValidationFailed("billable_metric_id", f"no billable metric {metric_id!r} exists")
+    if external_id is not None and await _one(uow, principal, "external_price_id", external_id) is not None:
+        raise DuplicateResource(f"a price with external_price_id {external_id!r} already exists",
+                                field="external_price_id")
     return price
 
 
@@ -175,6 +210,17 @@ async def prices_by_ids(uow: UnitOfWork, *, principal: Principal, ids: Sequence[
         return {}
     rows = await uow.rows(_read_statement(key="id", many=True), {"org_id": principal.org_id, "keys": list(set(ids))})
     return {row.id: row for row in rows}  # type: ignore[misc]
+
+
+async def prices_by_plan_ids(uow: UnitOfWork, *, principal: Principal, plan_ids: Sequence[str]) -> dict[str, list[Price]]:
+    """The prices of many plans in one statement, in the order they were added."""
+    grouped: dict[str, list[Price]] = {plan_id: [] for plan_id in plan_ids}
+    if plan_ids:
+        rows = await uow.rows(_read_statement(key="plan_id", many=True),
+                              {"org_id": principal.org_id, "keys": list(set(plan_ids))})
+        for row in sorted(rows, key=lambda r: r.id):
+            grouped[row.plan_id].append(row)  # type: ignore[index]
+    return grouped
 
 
 async def list_prices(

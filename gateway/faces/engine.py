@@ -80,6 +80,8 @@ class Body(Source):
     rename: Mapping[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     allow: tuple[str, ...] | None = None
+    # Rewrites a dialect's alternative spelling of the body into the graph's (applied first).
+    normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     name: str = ""
 
     def extract(self, inputs: Inputs) -> Any:
@@ -88,6 +90,8 @@ class Body(Source):
             return {}
         if not isinstance(body, dict):
             raise ValidationFailed("body", "must be a JSON object")
+        if self.normalise is not None:
+            body = self.normalise(body)
         if self.allow is not None:
             for key in body:
                 if key not in self.allow and key not in self.exclude:

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 from aiodataloader import DataLoader
 
-from domains.catalog import items
+from domains.catalog import items, prices
 from domains.customers import service as customers
 from domains.metering import metrics
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import BillableMetric, Customer, Item
+from persistence.tables import BillableMetric, Customer, Item, Price
 
 
 class CustomerByIdLoader(DataLoader[str, Customer | None]):
@@ -54,12 +54,23 @@ class MetricByIdLoader(DataLoader[str, BillableMetric | None]):
         return [found.get(key) for key in keys]
 
 
+class PricesByPlanIdLoader(DataLoader[str, list[Price]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Price]]:
+        grouped = await prices.prices_by_plan_ids(self.uow, principal=self.principal, plan_ids=keys)
+        return [grouped.get(key, []) for key in keys]
+
+
 class Loaders:
     def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
         self.customer_by_id = CustomerByIdLoader(uow, principal)
         self.children_by_customer_id = ChildrenByCustomerIdLoader(uow, principal)
         self.item_by_id = ItemByIdLoader(uow, principal)
         self.metric_by_id = MetricByIdLoader(uow, principal)
+        self.prices_by_plan_id = PricesByPlanIdLoader(uow, principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

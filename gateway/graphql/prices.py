@@ -104,8 +104,8 @@ class PriceInput:
     name: str
     item_id: str
     cadence: str
-    currency: str
     model_type: str
+    currency: str | None = strawberry.field(default=strawberry.UNSET, description="Required, except in a plan.")
     billable_metric_id: str | None = strawberry.UNSET
     external_price_id: str | None = strawberry.UNSET
     fixed_price_quantity: Decimal | None = strawberry.UNSET

@@ -20,11 +20,14 @@ from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
 from gateway.graphql.metering import MeteringMutations, MeteringQueries
+from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 
-Query = merge_types("Query", (CustomerQueries, CatalogQueries, PriceQueries, MeteringQueries))
-Mutation = merge_types("Mutation", (CustomerMutations, CatalogMutations, PriceMutations, MeteringMutations))
+Query = merge_types("Query", (CustomerQueries, CatalogQueries, PriceQueries, PlanQueries, MeteringQueries))
+Mutation = merge_types(
+    "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations)
+)
 
 MAX_DEPTH = 12
 _DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules

@@ -1,9 +1,9 @@
 """Every table of Accrual; importing this package registers them all on SQLModel.metadata."""
 
-from persistence.tables.catalog import Item, Price
+from persistence.tables.catalog import Item, Plan, Price
 from persistence.tables.customers import Customer, CustomFieldDefinition
 from persistence.tables.metering import BillableMetric
 from persistence.tables.requests import IdempotencyRecord
 from persistence.tables.tenancy import ApiKey, Organisation
 
-__all__ = ["ApiKey", "BillableMetric", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Item", "Organisation", "Price"]
+__all__ = ["ApiKey", "BillableMetric", "CustomFieldDefinition", "Customer", "IdempotencyRecord", "Item", "Organisation", "Plan", "Price"]

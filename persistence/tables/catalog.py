@@ -34,12 +34,14 @@ class Price(SQLModel, table=True):
     __table_args__ = (
         Index("ix_prices_org_id", "org_id", "id"),
         Index("ix_prices_org_external", "org_id", "external_price_id", unique=True),
+        Index("ix_prices_org_plan", "org_id", "plan_id"),
     )
 
     id: str = Field(primary_key=True, max_length=32)
     org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
     item_id: str = Field(foreign_key="items.id", max_length=32)
     billable_metric_id: str | None = Field(default=None, foreign_key="billable_metrics.id", max_length=32)
+    plan_id: str | None = Field(default=None, foreign_key="plans.id", max_length=32)
     external_price_id: str | None = Field(default=None, max_length=255)
     name: str = Field(max_length=500)
     model_type: str = Field(max_length=32)
@@ -48,4 +50,25 @@ class Price(SQLModel, table=True):
     currency: str = Field(max_length=3)
     fixed_price_quantity: Decimal | None = Field(default=None, sa_type=Money)
     price_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Plan(SQLModel, table=True):
+    """A plan: the prices a subscription to it bills, in one currency."""
+
+    __tablename__ = "plans"
+    __table_args__ = (
+        Index("ix_plans_org_id", "org_id", "id"),
+        Index("ix_plans_org_external", "org_id", "external_plan_id", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    external_plan_id: str | None = Field(default=None, max_length=255)
+    name: str = Field(max_length=500)
+    description: str | None = Field(default=None)
+    status: str = Field(default="active", max_length=16)
+    currency: str = Field(max_length=3)
+    net_terms: int | None = None
+    plan_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -47,3 +47,20 @@ def test_prices_through_the_sdk(new_tenant: Callable[[], orb.Orb]) -> None:
     with pytest.raises(orb.RequestValidationError):
         client.prices.create(cadence="monthly", currency="USD", item_id=item.id, model_type="unit", name="Bad",
                              unit_config={"unit_amount": "-1"})
+
+
+def test_plans_through_the_sdk(new_tenant: Callable[[], orb.Orb]) -> None:
+    client = new_tenant()
+    item = client.items.create(name="Seats")
+    plan = client.plans.create(
+        currency="USD", name="Team", external_plan_id="team", net_terms=15,
+        prices=[{"price": {"cadence": "monthly", "item_id": item.id, "model_type": "unit", "name": "Seat",
+                           "unit_config": {"unit_amount": "10.00"}}}],
+    )
+    assert (plan.name, plan.currency, plan.net_terms, plan.status) == ("Team", "USD", 15, "active")
+    assert [price.name for price in plan.prices] == ["Seat"]
+    assert client.plans.fetch(plan.id).id == plan.id
+    assert client.plans.external_plan_id.fetch("team").id == plan.id
+    updated = client.plans.update(plan.id, metadata={"segment": "smb"})
+    assert updated.metadata == {"segment": "smb"}
+    assert [p.id for p in client.plans.list()] == [plan.id]

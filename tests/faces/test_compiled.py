@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domains.catalog import items, prices
+from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
 from domains.unit_of_work import UnitOfWork
@@ -47,9 +47,15 @@ async def seeded(database, tenant):
         "currency": "USD", "model_type": "tiered", "external_price_id": "tokens-1",
         "tiered_config": {"tiers": [{"first_unit": "0", "last_unit": "1000", "unit_amount": "0.002"},
                                     {"first_unit": "1000", "last_unit": None, "unit_amount": "0.001"}]}})
+    plan = await plans.create_plan(uow, principal=tenant.principal, fields={
+        "name": "Pro", "currency": "USD", "external_plan_id": "pro", "net_terms": 30, "prices": [
+            {"price": {"name": "Platform", "item_id": item.id, "cadence": "monthly", "model_type": "unit",
+                       "unit_config": {"unit_amount": "49"}}},
+            {"name": "Tokens", "item_id": item.id, "billable_metric_id": metric.id, "cadence": "monthly",
+             "model_type": "package", "package_config": {"package_amount": "5", "package_size": 1000}}]})
     await uow.close()
     return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
-            "price": price.id, "external_price": "tokens-1"}
+            "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro"}
 
 
 def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
@@ -62,6 +68,12 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if "{plan_id}" in path:
+        return [Inputs(path={"plan_id": seeded["plan"]})]
+    if "{external_plan_id}" in path:
+        return [Inputs(path={"external_plan_id": seeded["external_plan"]})]
+    if row.row.method == "plans.get":
+        return [Inputs(body={"id": seeded["plan"]})]
     if "{price_id}" in path:
         return [Inputs(path={"price_id": seeded["price"]})]
     if "{external_price_id}" in path:

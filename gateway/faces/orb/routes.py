@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gateway.faces.engine import Body, Path, Query, Row, query_int
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PRICE, page_of
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PLAN, PRICE, page_of
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -20,6 +22,17 @@ PRICE_FIELDS = (
     "fixed_price_quantity", "metadata", "unit_config", "tiered_config", "package_config", "matrix_config",
     "bulk_config", "tiered_package_config", "grouped_tiered_config", "threshold_total_amount_config",
 )
+
+PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata")
+
+
+def plan_prices_as_sdk_sends_them(body: dict[str, Any]) -> dict[str, Any]:
+    """Orb's API reference lists a plan's prices as price objects; its SDKs wrap each as {"price": ...}."""
+    entries = body.get("prices")
+    if isinstance(entries, list):
+        body = {**body, "prices": [e if not isinstance(e, dict) or "price" in e else {"price": e} for e in entries]}
+    return body
+
 
 ROWS: list[Row] = [
     Row("GET", "/customers", "customers", page_of(CUSTOMER), args=PAGE_ARGS),
@@ -44,4 +57,12 @@ ROWS: list[Row] = [
     Row("GET", "/prices/{price_id}", "price", PRICE, args={"id": Path("price_id")}),
     Row("GET", "/prices/external_price_id/{external_price_id}", "priceByExternalId", PRICE,
         args={"externalPriceId": Path("external_price_id")}),
+    Row("GET", "/plans", "plans", page_of(PLAN), args=PAGE_ARGS),
+    Row("POST", "/plans", "createPlan", PLAN, status=201,
+        args={"input": Body(allow=PLAN_FIELDS, normalise=plan_prices_as_sdk_sends_them)}),
+    Row("GET", "/plans/{plan_id}", "plan", PLAN, args={"id": Path("plan_id")}),
+    Row("PUT", "/plans/{plan_id}", "updatePlan", PLAN,
+        args={"id": Path("plan_id"), "input": Body(allow=("metadata", "external_plan_id", "name", "description"))}),
+    Row("GET", "/plans/external_plan_id/{external_plan_id}", "planByExternalId", PLAN,
+        args={"externalPlanId": Path("external_plan_id")}),
 ]

@@ -53,6 +53,13 @@ PRICE = """
   threshold_total_amount_config: thresholdTotalAmountConfig
 """
 
+PLAN = f"""
+  id external_plan_id: externalPlanId name description status currency net_terms: netTerms metadata
+  created_at: createdAt prices {{ {PRICE} }} invoicing_currency: invoicingCurrency version adjustments
+  trial_config: trialConfig {{ trial_period: trialPeriod trial_period_unit: trialPeriodUnit }}
+  product {{ id name created_at: createdAt }}
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

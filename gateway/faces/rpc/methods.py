@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PRICE, page_of
+from gateway.faces.orb.routes import plan_prices_as_sdk_sends_them
+from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PLAN, PRICE, page_of
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -32,4 +33,8 @@ METHODS: list[Row] = [
     Row("prices.get_by_external_id", "", "priceByExternalId", PRICE,
         args={"externalPriceId": BodyField("external_price_id")}),
     Row("prices.create", "", "createPrice", PRICE, args={"input": Body()}),
+    Row("plans.list", "", "plans", page_of(PLAN), args={"first": BodyField("limit"), "after": BodyField("cursor")}),
+    Row("plans.get", "", "plan", PLAN, args={"id": BodyField("id")}),
+    Row("plans.create", "", "createPlan", PLAN, args={"input": Body(normalise=plan_prices_as_sdk_sends_them)}),
+    Row("plans.update", "", "updatePlan", PLAN, args={"id": BodyField("id"), "input": Body(exclude=("id",))}),
 ]

@@ -1,0 +1,176 @@
+"""Plans: the prices a subscription bills, created with them inline, in one currency."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Select, bindparam, select
+from sqlalchemy.exc import IntegrityError
+
+from domains.catalog.prices import build_price, save_prices
+from domains.currencies import currency
+from domains.errors import DuplicateResource, NotFound, ValidationFailed
+from domains.metadata import merge_metadata
+from domains.pagination import Page, page_size
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.ids import new_id
+from persistence.tables import Plan
+
+CREATE_STATUSES = ("active", "draft")
+STATUSES = ("active", "archived", "draft")
+MAX_PRICES = 100
+_CREATE_FIELDS = frozenset({"name", "currency", "prices", "external_plan_id", "net_terms", "metadata", "description",
+                            "status"})
+_UPDATE_FIELDS = frozenset({"metadata", "external_plan_id", "name", "description"})
+_READ_COLUMNS = [
+    column.label("plan_metadata") if column.name == "metadata" else column
+    for column in Plan.__table__.columns  # type: ignore[attr-defined]
+]
+
+
+@cache
+def _read_statement(*, key: str | None = None, after: bool = False) -> Select[Any]:
+    statement = select(*_READ_COLUMNS).where(Plan.org_id == bindparam("org_id"))
+    if key is not None:
+        return statement.where(Plan.__table__.c[key] == bindparam("key"))  # type: ignore[attr-defined]
+    if after:
+        statement = statement.where(Plan.id < bindparam("after_id"))
+    return statement.order_by(Plan.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
+
+
+def _text(field: str, value: Any, *, required: bool = False, max_length: int = 500) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(field, "is required and must not be blank" if required else "must be a non-blank string")
+    if len(value) > max_length:
+        raise ValidationFailed(field, f"must be at most {max_length} characters")
+    return value.strip()
+
+
+def _net_terms(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 365:
+        raise ValidationFailed("net_terms", "must be a whole number of days from 0 to 365")
+    return value
+
+
+async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Plan:
+    """Create a plan with its prices; any bad price refuses the whole plan, naming `prices[i].field`."""
+    unknown = sorted(set(fields) - _CREATE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a plan field")
+    if fields.get("currency") is None:
+        raise ValidationFailed("currency", "is required")
+    status = fields.get("status") or "active"
+    if status not in CREATE_STATUSES:
+        raise ValidationFailed("status", f"a new plan is one of {', '.join(CREATE_STATUSES)}")
+    entries = fields.get("prices") or []
+    if not isinstance(entries, list):
+        raise ValidationFailed("prices", "must be a list")
+    if len(entries) > MAX_PRICES:
+        raise ValidationFailed("prices", f"a plan has at most {MAX_PRICES} prices")
+    plan = Plan(
+        id=new_id(), org_id=principal.org_id, name=_text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
+        description=_text("description", fields.get("description"), max_length=10_000),
+        external_plan_id=_text("external_plan_id", fields.get("external_plan_id"), max_length=255),
+        status=status, currency=currency("currency", fields["currency"]), net_terms=_net_terms(fields.get("net_terms")),
+        plan_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
+    )
+    async with uow.transaction():
+        if plan.external_plan_id is not None:
+            await _ensure_external_id_free(uow, principal, plan.external_plan_id)
+        uow.session.add(plan)
+        prices = [
+            await build_price(uow, principal=principal, fields=_price_fields(entry, index), plan_id=plan.id,
+                              plan_currency=plan.currency, field_prefix=f"prices[{index}].")
+            for index, entry in enumerate(entries)
+        ]
+        await _flush(uow, plan)
+        await save_prices(uow, prices)
+    return plan
+
+
+def _price_fields(entry: Any, index: int) -> Mapping[str, Any]:
+    """Orb's SDKs send `{"price": {...}}` (room for allocation prices and phases); the API
+    reference shows the price object itself. Both are accepted."""
+    if not isinstance(entry, Mapping):
+        raise ValidationFailed(f"prices[{index}]", "must be an object")
+    if "price" in entry:
+        extra = sorted(set(entry) - {"price", "plan_phase_order"})
+        if extra:
+            raise ValidationFailed(f"prices[{index}].{extra[0]}", "is not supported in a plan's price entry")
+        if entry.get("plan_phase_order") is not None:
+            raise ValidationFailed(f"prices[{index}].plan_phase_order", "plan phases are not supported yet")
+        return entry["price"] if entry["price"] is not None else {}
+    return entry
+
+
+async def update_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str, fields: Mapping[str, Any]) -> Plan:
+    """Change a plan's name, description, metadata or external_plan_id (its prices are fixed)."""
+    unknown = sorted(set(fields) - _UPDATE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a plan field that can be updated")
+    async with uow.transaction():
+        statement = select(Plan).where(Plan.org_id == principal.org_id, Plan.id == plan_id)
+        if uow.is_postgres:
+            statement = statement.with_for_update()
+        plan = (await uow.session.execute(statement)).scalar_one_or_none()
+        if plan is None:
+            raise NotFound(f"plan {plan_id!r} was not found", field="plan_id")
+        if "name" in fields:
+            plan.name = _text("name", fields["name"], required=True)  # type: ignore[assignment]
+        if "description" in fields:
+            plan.description = _text("description", fields["description"], max_length=10_000)
+        if "metadata" in fields:
+            given = fields["metadata"]
+            plan.plan_metadata = merge_metadata("metadata", given or {}, plan.plan_metadata if given is not None else None)
+        if "external_plan_id" in fields:
+            external_id = _text("external_plan_id", fields["external_plan_id"], max_length=255)
+            if external_id is not None and external_id != plan.external_plan_id:
+                await _ensure_external_id_free(uow, principal, external_id)
+            plan.external_plan_id = external_id
+        await _flush(uow, plan)
+    return plan
+
+
+async def _ensure_external_id_free(uow: UnitOfWork, principal: Principal, external_id: str) -> None:
+    if await uow.rows(_read_statement(key="external_plan_id"), {"org_id": principal.org_id, "key": external_id}):
+        raise DuplicateResource(f"a plan with external_plan_id {external_id!r} already exists", field="external_plan_id")
+
+
+async def _flush(uow: UnitOfWork, plan: Plan) -> None:
+    try:
+        await uow.session.flush()
+    except IntegrityError:  # a concurrent request took the external id first
+        raise DuplicateResource(f"a plan with external_plan_id {plan.external_plan_id!r} already exists",
+                                field="external_plan_id") from None
+
+
+async def get_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str) -> Plan:
+    rows = await uow.rows(_read_statement(key="id"), {"org_id": principal.org_id, "key": plan_id})
+    if not rows:
+        raise NotFound(f"plan {plan_id!r} was not found", field="plan_id")
+    return rows[0]  # type: ignore[return-value]
+
+
+async def get_plan_by_external_id(uow: UnitOfWork, *, principal: Principal, external_plan_id: str) -> Plan:
+    rows = await uow.rows(_read_statement(key="external_plan_id"), {"org_id": principal.org_id, "key": external_plan_id})
+    if not rows:
+        raise NotFound(f"plan with external_plan_id {external_plan_id!r} was not found", field="external_plan_id")
+    return rows[0]  # type: ignore[return-value]
+
+
+async def list_plans(
+    uow: UnitOfWork, *, principal: Principal, limit: int | None = None, after_id: str | None = None
+) -> Page[Plan]:
+    """Newest first, by keyset on the time-ordered id."""
+    limit = page_size(limit)
+    params: dict[str, Any] = {"org_id": principal.org_id, "limit": limit + 1}
+    if after_id is not None:
+        params["after_id"] = after_id
+    return Page.from_rows(await uow.rows(_read_statement(after=after_id is not None), params), limit)

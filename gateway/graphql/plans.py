@@ -1,0 +1,154 @@
+"""Plans in the graph: their prices as a batched edge."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from domains.catalog import plans
+from domains.errors import ValidationFailed
+from gateway.context import Context
+from gateway.graphql.inputs import to_fields
+from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.prices import PriceInput, PriceType
+from persistence.tables import Plan as PlanRow
+
+Resolve = Info[Context, None]
+
+
+@strawberry.type
+class TrialConfig:
+    trial_period: int | None
+    trial_period_unit: str
+
+
+@strawberry.type
+class PlanProduct:
+    id: strawberry.ID
+    name: str
+    created_at: datetime
+
+
+@strawberry.type(name="Plan", description="The prices a subscription bills, in one currency.")
+class PlanType:
+    id: strawberry.ID
+    external_plan_id: str | None
+    name: str
+    status: str
+    currency: str
+    net_terms: int | None
+    created_at: datetime
+
+    @strawberry.field(description="Empty when none was given (as Orb returns it).")
+    @staticmethod
+    def description(root: PlanRow) -> str:
+        return root.description or ""
+
+    @strawberry.field(description="Key/value strings attached by the caller.")
+    @staticmethod
+    def metadata(root: PlanRow) -> JSON:
+        return root.plan_metadata
+
+    @strawberry.field(description="The currency invoices of this plan are issued in (the plan's own).")
+    @staticmethod
+    def invoicing_currency(root: PlanRow) -> str:
+        return root.currency
+
+    @strawberry.field(description="Plan versions are not kept yet: every plan is version 1.")
+    @staticmethod
+    def version(root: PlanRow) -> int:
+        return 1
+
+    @strawberry.field(description="Trials are not offered yet: no trial period.")
+    @staticmethod
+    def trial_config(root: PlanRow) -> TrialConfig:
+        return TrialConfig(trial_period=None, trial_period_unit="days")
+
+    @strawberry.field(description="Orb's product of the plan: the plan itself until products exist.")
+    @staticmethod
+    def product(root: PlanRow) -> PlanProduct:
+        return PlanProduct(id=strawberry.ID(root.id), name=root.name, created_at=root.created_at)
+
+    @strawberry.field(description="Plan-level discounts, minimums and maximums: none are supported yet.")
+    @staticmethod
+    def adjustments(root: PlanRow) -> JSON:
+        return []
+
+    @strawberry.field(description="The plan's prices, in the order they were added.")
+    @staticmethod
+    def prices(root: PlanRow, info: Resolve) -> list[PriceType]:
+        return info.context.loaders.prices_by_plan_id.load(root.id)  # type: ignore[return-value]
+
+
+@strawberry.type
+class PlanConnection:
+    nodes: list[PlanType]
+    page_info: PageInfo
+
+
+@strawberry.input(description="One price of a new plan (Orb's SDK shape: the price under `price`).")
+class PlanPriceInput:
+    price: PriceInput
+    plan_phase_order: int | None = strawberry.UNSET
+
+
+@strawberry.input
+class PlanInput:
+    name: str
+    currency: str
+    prices: list[PlanPriceInput] | None = strawberry.UNSET
+    external_plan_id: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    net_terms: int | None = strawberry.UNSET
+    status: str | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class PlanUpdateInput:
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    external_plan_id: str | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.type
+class PlanQueries:
+    @strawberry.field(description="A plan by id.")
+    async def plan(self, info: Resolve, id: strawberry.ID) -> PlanType:
+        ctx = info.context
+        return await plans.get_plan(ctx.uow, principal=ctx.principal, plan_id=id)  # type: ignore[return-value]
+
+    @strawberry.field(description="A plan by the caller's own id for it.")
+    async def plan_by_external_id(self, info: Resolve, external_plan_id: str) -> PlanType:
+        ctx = info.context
+        return await plans.get_plan_by_external_id(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, external_plan_id=external_plan_id)
+
+    @strawberry.field(description="Plans, newest first, a page at a time.")
+    async def plans(self, info: Resolve, first: int | None = None, after: str | None = None) -> PlanConnection:
+        ctx = info.context
+        try:
+            page = await plans.list_plans(ctx.uow, principal=ctx.principal, limit=first, after_id=decode_after(after))
+        except ValidationFailed as exc:
+            if exc.field == "limit":  # the graph calls it `first`
+                exc.field = "first"
+            raise
+        return PlanConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+
+
+@strawberry.type
+class PlanMutations:
+    @strawberry.mutation(description="Create a plan with its prices.")
+    async def create_plan(self, info: Resolve, input: PlanInput) -> PlanType:
+        ctx = info.context
+        return await plans.create_plan(ctx.uow, principal=ctx.principal, fields=to_fields(input))  # type: ignore[return-value]
+
+    @strawberry.mutation(description="Change a plan's name, description, metadata or external id.")
+    async def update_plan(self, info: Resolve, id: strawberry.ID, input: PlanUpdateInput) -> PlanType:
+        ctx = info.context
+        return await plans.update_plan(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, plan_id=id, fields=to_fields(input))

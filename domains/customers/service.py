@@ -16,6 +16,7 @@ from domains.customers import rules
 from domains.customers.custom_fields import check_definition, coerce_value, strict_value
 from domains.errors import ConstraintViolation, DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
+from domains.metering.events import attach_events_to_customer
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
@@ -217,6 +218,7 @@ async def create_customer(uow: UnitOfWork, *, principal: Principal, fields: Mapp
         uow.session.add(customer)
         await _flush(uow, customer)
         await _apply_children(uow, principal, customer, fields)
+        await _claim_events(uow, customer)
     return customer
 
 
@@ -357,6 +359,8 @@ async def _update(
     if touch:
         customer.updated_at = uow.clock.now()
     await _flush(uow, customer)
+    if "external_customer_id" in fields:
+        await _claim_events(uow, customer)
 
 
 async def _apply(
@@ -474,6 +478,13 @@ async def _apply_children(uow: UnitOfWork, principal: Principal, customer: Custo
         child.parent_id = customer.id
         child.updated_at = uow.clock.now()
     await uow.session.flush()
+
+
+async def _claim_events(uow: UnitOfWork, customer: Customer) -> None:
+    """Events sent under this customer's external id before it existed become its own (as Orb does)."""
+    if customer.external_customer_id:
+        await attach_events_to_customer(uow, org_id=customer.org_id, customer_id=customer.id,
+                                        external_customer_id=customer.external_customer_id)
 
 
 async def _flush(uow: UnitOfWork, customer: Customer) -> None:

@@ -303,3 +303,9 @@ def query_int(text: str) -> int | str:
         return int(text)
     except ValueError:
         return text
+
+
+def query_bool(text: str) -> bool | str:
+    """`true`/`false` (any case) as booleans; anything else goes on to be refused by the graph."""
+    lowered = text.lower()
+    return {"true": True, "false": False}.get(lowered, text)

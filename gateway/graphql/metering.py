@@ -9,7 +9,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from domains.errors import ValidationFailed
-from domains.metering import metrics
+from domains.metering import events, metrics
 from gateway.context import Context
 from gateway.graphql.catalog import ItemType
 from gateway.graphql.inputs import to_fields
@@ -80,3 +80,50 @@ class MeteringMutations:
     async def create_metric(self, info: Resolve, input: BillableMetricInput) -> BillableMetricType:
         ctx = info.context
         return await metrics.create_metric(ctx.uow, principal=ctx.principal, fields=to_fields(input))  # type: ignore[return-value]
+
+
+@strawberry.input(description="A usage event. Each is checked on its own: a bad one is reported, the rest stored.")
+class EventInput:
+    event_name: str | None = strawberry.UNSET
+    timestamp: str | None = strawberry.field(default=strawberry.UNSET, description="ISO 8601, UTC.")
+    idempotency_key: str | None = strawberry.UNSET
+    customer_id: str | None = strawberry.UNSET
+    external_customer_id: str | None = strawberry.UNSET
+    properties: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class IngestInput:
+    events: list[EventInput]
+
+
+@strawberry.type
+class EventValidationFailure:
+    idempotency_key: str
+    validation_errors: list[str]
+
+
+@strawberry.type
+class IngestDebug:
+    ingested: list[str]
+    duplicate: list[str]
+
+
+@strawberry.type
+class IngestResult:
+    validation_failed: list[EventValidationFailure]
+    debug: IngestDebug | None
+
+
+@strawberry.type
+class EventMutations:
+    @strawberry.mutation(description="Ingest up to 500 events; each idempotency key is stored once per organisation.")
+    async def ingest_events(self, info: Resolve, input: IngestInput, debug: bool = False) -> IngestResult:
+        ctx = info.context
+        outcome = await events.ingest_events(ctx.uow, principal=ctx.principal,
+                                             events=[to_fields(event) for event in input.events])
+        return IngestResult(
+            validation_failed=[EventValidationFailure(idempotency_key=key, validation_errors=errors)
+                               for key, errors in outcome.validation_failed],
+            debug=IngestDebug(ingested=outcome.ingested, duplicate=outcome.duplicate) if debug else None,
+        )

@@ -19,14 +19,14 @@ from strawberry.tools import merge_types
 from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
-from gateway.graphql.metering import MeteringMutations, MeteringQueries
+from gateway.graphql.metering import EventMutations, MeteringMutations, MeteringQueries
 from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 
 Query = merge_types("Query", (CustomerQueries, CatalogQueries, PriceQueries, PlanQueries, MeteringQueries))
 Mutation = merge_types(
-    "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations)
+    "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations)
 )
 
 MAX_DEPTH = 12

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.faces.engine import Body, Path, Query, Row, query_int
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PLAN, PRICE, page_of
+from gateway.faces.engine import Body, Path, Query, Row, query_bool, query_int
+from gateway.faces.orb.shapes import CUSTOMER, INGEST_RESULT, ITEM, METRIC, PLAN, PRICE, page_of
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -65,4 +65,6 @@ ROWS: list[Row] = [
         args={"id": Path("plan_id"), "input": Body(allow=("metadata", "external_plan_id", "name", "description"))}),
     Row("GET", "/plans/external_plan_id/{external_plan_id}", "planByExternalId", PLAN,
         args={"externalPlanId": Path("external_plan_id")}),
+    Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,
+        args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool)}),
 ]

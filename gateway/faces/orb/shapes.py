@@ -60,6 +60,11 @@ PLAN = f"""
   product {{ id name created_at: createdAt }}
 """
 
+INGEST_RESULT = """
+  validation_failed: validationFailed { idempotency_key: idempotencyKey validation_errors: validationErrors }
+  debug { ingested duplicate }
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
 from gateway.faces.orb.routes import plan_prices_as_sdk_sends_them
-from gateway.faces.orb.shapes import CUSTOMER, ITEM, METRIC, PLAN, PRICE, page_of
+from gateway.faces.orb.shapes import CUSTOMER, INGEST_RESULT, ITEM, METRIC, PLAN, PRICE, page_of
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -37,4 +37,6 @@ METHODS: list[Row] = [
     Row("plans.get", "", "plan", PLAN, args={"id": BodyField("id")}),
     Row("plans.create", "", "createPlan", PLAN, args={"input": Body(normalise=plan_prices_as_sdk_sends_them)}),
     Row("plans.update", "", "updatePlan", PLAN, args={"id": BodyField("id"), "input": Body(exclude=("id",))}),
+    Row("events.ingest", "", "ingestEvents", INGEST_RESULT,
+        args={"input": Body(allow=("events",), exclude=("debug",)), "debug": BodyField("debug")}),
 ]

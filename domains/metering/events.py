@@ -1,0 +1,182 @@
+"""Event ingestion: each event validated on its own, the valid ones of a batch stored by one
+set-based insert that skips idempotency keys the organisation has already used."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from domains.errors import ValidationFailed
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.ids import new_id
+from persistence.tables import Customer, Event
+
+MAX_BATCH = 500
+# Orb's default: events older than this go through a backfill instead.
+DEFAULT_GRACE_PERIOD = timedelta(hours=12)
+# Clocks drift: an event slightly in the future is accepted.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_KEY_LENGTH = 255
+MAX_PROPERTIES = 200
+_FIELDS = frozenset({"event_name", "timestamp", "idempotency_key", "customer_id", "external_customer_id", "properties"})
+
+
+class EventRefused(Exception):
+    """One reason an event of a batch is refused (the batch goes on)."""
+
+
+@dataclass
+class IngestResult:
+    ingested: list[str] = field(default_factory=list)
+    duplicate: list[str] = field(default_factory=list)
+    # idempotency_key -> the reasons that event was refused (the others of the batch are stored)
+    validation_failed: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def _timestamp(value: Any, now: datetime, grace: timedelta) -> datetime:
+    if not isinstance(value, str):
+        raise EventRefused("timestamp must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventRefused(f"timestamp {value!r} is not ISO 8601 (e.g. 2026-01-31T12:00:00Z)") from None
+    # Orb documents timestamps as UTC; one written without an offset is read as UTC.
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment > now + FUTURE_TOLERANCE:
+        raise EventRefused("timestamp is in the future")
+    if moment < now - grace:
+        raise EventRefused(f"timestamp is older than the grace period ({grace}); send it through a backfill")
+    return moment
+
+
+def _properties(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise EventRefused("properties must be an object")
+    if len(value) > MAX_PROPERTIES:
+        raise EventRefused(f"properties has more than {MAX_PROPERTIES} keys")
+    for key, item in value.items():
+        if item is not None and (isinstance(item, (dict, list)) or not isinstance(item, (str, bool, int, float, Decimal))):
+            raise EventRefused(f"property {key!r} must be a number, boolean or string (not an object or list)")
+    return dict(value)
+
+
+def _clean(event: Any, now: datetime, grace: timedelta) -> tuple[dict[str, Any], list[str]]:
+    """The event's row values, or the list of everything wrong with it."""
+    if not isinstance(event, Mapping):
+        return {}, ["an event must be an object"]
+    errors: list[str] = []
+    unknown = sorted(set(event) - _FIELDS)
+    if unknown:
+        errors.append(f"{unknown[0]} is not an event field")
+    row: dict[str, Any] = {}
+    name = event.get("event_name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        errors.append("event_name is required (a string of 1 to 255 characters)")
+    row["event_name"] = name
+    try:
+        row["timestamp"] = _timestamp(event.get("timestamp"), now, grace)
+    except EventRefused as exc:
+        errors.append(str(exc))
+    try:
+        row["properties"] = _properties(event.get("properties"))
+    except EventRefused as exc:
+        errors.append(str(exc))
+    customer_id, external_id = event.get("customer_id"), event.get("external_customer_id")
+    if (customer_id is None) == (external_id is None):
+        errors.append("exactly one of customer_id and external_customer_id is required")
+    for key, value in (("customer_id", customer_id), ("external_customer_id", external_id)):
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+            errors.append(f"{key} must be a non-empty string")
+    row["customer_id"], row["external_customer_id"] = customer_id, external_id
+    return row, errors
+
+
+async def ingest_events(
+    uow: UnitOfWork, *, principal: Principal, events: Sequence[Any], grace_period: timedelta = DEFAULT_GRACE_PERIOD
+) -> IngestResult:
+    """Store the valid events of a batch once each; report the invalid ones and the duplicates."""
+    if not isinstance(events, Sequence) or isinstance(events, (str, bytes)):
+        raise ValidationFailed("events", "must be a list of events")
+    if len(events) > MAX_BATCH:
+        raise ValidationFailed("events", f"a batch holds at most {MAX_BATCH} events (got {len(events)})")
+    now = uow.clock.now()
+    result = IngestResult()
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        key = event.get("idempotency_key") if isinstance(event, Mapping) else None
+        row, errors = _clean(event, now, grace_period)
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+            errors.insert(0, f"idempotency_key is required (a string of 1 to {MAX_KEY_LENGTH} characters)")
+            key = key if isinstance(key, str) else ""
+        if errors:
+            result.validation_failed.append((key, errors))
+        elif key in rows:
+            result.duplicate.append(key)  # the same key twice in one batch: the first one counts
+        else:
+            rows[key] = {**row, "idempotency_key": key}
+    if not rows:
+        return result
+    async with uow.transaction():
+        await _resolve_customers(uow, principal, rows, result)
+        if rows:
+            stored = await _insert(uow, principal, list(rows.values()), now)
+            result.ingested = [key for key in rows if key in stored]
+            result.duplicate += [key for key in rows if key not in stored]
+    return result
+
+
+async def _resolve_customers(
+    uow: UnitOfWork, principal: Principal, rows: dict[str, dict[str, Any]], result: IngestResult
+) -> None:
+    """Known customer ids must be ours; external ids take their customer's id when it exists."""
+    ids = {row["customer_id"] for row in rows.values() if row["customer_id"]}
+    external_ids = {row["external_customer_id"] for row in rows.values() if row["external_customer_id"]}
+    known: set[str] = set()
+    by_external: dict[str, str] = {}
+    if ids:
+        found = await uow.session.execute(
+            select(Customer.id).where(Customer.org_id == principal.org_id, Customer.id.in_(ids)))  # type: ignore[attr-defined]
+        known = {customer_id for (customer_id,) in found}
+    if external_ids:
+        found = await uow.session.execute(
+            select(Customer.external_customer_id, Customer.id)
+            .where(Customer.org_id == principal.org_id, Customer.external_customer_id.in_(external_ids)))  # type: ignore[union-attr]
+        by_external = dict(found.tuples().all())  # type: ignore[arg-type]
+    for key in list(rows):
+        row = rows[key]
+        if row["customer_id"] and row["customer_id"] not in known:
+            result.validation_failed.append((key, [f"customer_id {row['customer_id']!r} does not exist"]))
+            del rows[key]
+        elif row["external_customer_id"]:
+            row["customer_id"] = by_external.get(row["external_customer_id"])
+
+
+async def _insert(uow: UnitOfWork, principal: Principal, rows: list[dict[str, Any]], now: datetime) -> set[str]:
+    """One INSERT for the whole batch; keys already used by the organisation are skipped by the
+    unique index itself (so concurrent replays store nothing twice). Returns the keys stored."""
+    insert = pg_insert if uow.is_postgres else sqlite_insert
+    values = [{**row, "id": new_id(), "org_id": principal.org_id, "ingested_at": now} for row in rows]
+    statement = (
+        insert(Event).values(values)
+        .on_conflict_do_nothing(index_elements=["org_id", "idempotency_key"])
+        .returning(Event.idempotency_key)
+    )
+    return {key for (key,) in await uow.session.execute(statement)}
+
+
+async def attach_events_to_customer(uow: UnitOfWork, *, org_id: str, customer_id: str, external_customer_id: str) -> None:
+    """A customer now holds an external id: its earlier events, sent under that id, become its own."""
+    await uow.session.execute(
+        update(Event)
+        .where(Event.org_id == org_id, Event.external_customer_id == external_customer_id,
+               Event.customer_id.is_(None))  # type: ignore[union-attr]
+        .values(customer_id=customer_id)
+    )

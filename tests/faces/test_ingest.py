@@ -4,7 +4,7 @@ concurrent replays), external ids resolved later, tenants apart; on both databas
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +15,7 @@ from persistence.tables import Event
 
 
 def _now(offset: timedelta = timedelta()) -> str:
-    return (datetime.now(timezone.utc) + offset).isoformat().replace("+00:00", "Z")
+    return (datetime.now(UTC) + offset).isoformat().replace("+00:00", "Z")
 
 
 def _event(key: str, **extra):
@@ -119,7 +119,7 @@ async def test_tenants_are_apart(client, tenant, other_tenant, database):
     status, body = await _ingest(client, tenant.key, [_event("x", external_customer_id=None, customer_id=theirs["id"])])
     assert "does not exist" in body["validation_failed"][0]["validation_errors"][0]
     await _ingest(client, other_tenant.key, [_event("same-key")])
-    status, body = await _ingest(client, tenant.key, [_event("same-key")])
+    _, body = await _ingest(client, tenant.key, [_event("same-key")])
     assert body["debug"]["ingested"] == ["same-key"]  # idempotency keys are per organisation
     counts = []
     for org_id in (tenant.org_id, other_tenant.org_id):

@@ -116,7 +116,7 @@ async def test_tenants_are_apart(client, tenant, other_tenant, database):
     response = await client.post("/v1/customers", json={"name": "Theirs", "email": "t@example.com"},
                                  headers={"Authorization": f"Bearer {other_tenant.key}"})
     theirs = await response.json()
-    status, body = await _ingest(client, tenant.key, [_event("x", external_customer_id=None, customer_id=theirs["id"])])
+    _, body = await _ingest(client, tenant.key, [_event("x", external_customer_id=None, customer_id=theirs["id"])])
     assert "does not exist" in body["validation_failed"][0]["validation_errors"][0]
     await _ingest(client, other_tenant.key, [_event("same-key")])
     _, body = await _ingest(client, tenant.key, [_event("same-key")])

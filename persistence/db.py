@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util.concurrency import await_
+
+from persistence import sqlite_functions
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///accrual.db"
 
@@ -59,6 +62,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # aiosqlite owns the sqlite3 connection on its worker thread: register there.
+        driver = dbapi_connection.driver_connection
+        await_(driver._execute(sqlite_functions.register, driver._conn))
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -166,6 +172,7 @@ class Reader:
 
 
 def _read_only(dbapi_connection: Any) -> None:
+    sqlite_functions.register(dbapi_connection)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA query_only=ON")

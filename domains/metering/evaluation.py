@@ -1,0 +1,46 @@
+"""A metric's quantity for one customer over [start, end): its compiled query, run in scope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.sql.selectable import Select
+
+from domains.errors import ValidationFailed
+from domains.metering.metric_query import metric_statement
+from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
+from domains.metering.metrics import get_metric
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+
+
+@lru_cache(maxsize=1024)
+def _statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+    # Built once per metric and dialect; the reader then prepares it once per connection.
+    return metric_statement(definition, dialect)
+
+
+async def quantity(
+    uow: UnitOfWork, *, principal: Principal, definition: MetricDefinition, customer_id: str,
+    start: datetime, end: datetime,
+) -> Decimal:
+    """The metric over the customer's events with start <= timestamp < end; no events is 0."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed("timeframe", "start and end must be timezone-aware")
+    if end <= start:
+        raise ValidationFailed("timeframe_end", "must be after timeframe_start")
+    rows = await uow.rows(_statement(definition, uow.dialect),
+                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    value = rows[0][0] if rows else None
+    return Decimal(0) if value is None else Decimal(str(value))
+
+
+async def metric_quantity(
+    uow: UnitOfWork, *, principal: Principal, metric_id: str, customer_id: str, start: datetime, end: datetime
+) -> Decimal:
+    metric = await get_metric(uow, principal=principal, metric_id=metric_id)
+    return await quantity(uow, principal=principal, definition=parse_metric_sql(metric.sql), customer_id=customer_id,
+                          start=start, end=end)

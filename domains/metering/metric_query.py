@@ -1,0 +1,171 @@
+"""A metric definition compiled for the running dialect, with the scope injected by us.
+
+The caller's SQL never runs: `metric_sql` turned it into a MetricDefinition, and this module writes
+the query from that definition alone: `SELECT <aggregate> FROM events WHERE org_id = :org_id AND
+customer_id = :customer_id AND timestamp >= :start AND timestamp < :end AND <filter>`. Property
+reads are typed: a numeric aggregate or comparison only sees JSON numbers (a property holding a
+string or missing is treated as null, as SQL treats a missing value), a string comparison only
+strings. Money and quantities stay exact: NUMERIC on PostgreSQL, decimal aggregates registered on
+SQLite connections (persistence.db) instead of SQLite's floating-point SUM.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Numeric,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Select
+
+from domains.metering.metric_sql import (
+    EVENT_NAME,
+    And,
+    Compare,
+    Filter,
+    In,
+    IsNull,
+    MetricDefinition,
+    Not,
+    Or,
+)
+from persistence.tables import Event
+
+# An average is a quotient: both engines round it to this many decimal places (half-even on SQLite,
+# half-away-from-zero on PostgreSQL; they differ only on an exact tie at the 13th place).
+AVG_PLACES = 12
+_OPS = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__", ">": "__gt__", ">=": "__ge__"}
+
+
+class _Properties:
+    """Typed reads of one JSON property, per dialect."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgres = dialect == "postgresql"
+
+    def _path(self, name: str) -> str:
+        return '$."' + name.replace('"', '""') + '"'
+
+    def json_type(self, name: str) -> ColumnElement[Any]:
+        if self.postgres:
+            return func.jsonb_typeof(Event.properties.op("->")(literal(name)))  # type: ignore[attr-defined]
+        return func.json_type(Event.properties, literal(self._path(name)))
+
+    def number(self, name: str) -> ColumnElement[Any]:
+        """The property as an exact number, null unless it is a JSON number."""
+        if self.postgres:
+            is_number = self.json_type(name) == "number"
+            text = _text_of(name)  # type: ignore[attr-defined]
+            return case((is_number, cast(text, Numeric)), else_=None)
+        is_number = self.json_type(name).in_(["integer", "real"])
+        # Text keeps SQLite from handing the decimal aggregates a float.
+        return case((is_number, cast(func.json_extract(Event.properties, literal(self._path(name))), String)), else_=None)
+
+    def text(self, name: str) -> ColumnElement[Any]:
+        """The property as text when it is a JSON string, else null."""
+        if self.postgres:
+            return case((self.json_type(name) == "string", _text_of(name)), else_=None)  # type: ignore[attr-defined]
+        return case((self.json_type(name) == "text", func.json_extract(Event.properties, literal(self._path(name)))),
+                    else_=None)
+
+    def any_value(self, name: str) -> ColumnElement[Any]:
+        """A text rendering of any non-null value (for COUNT and COUNT DISTINCT)."""
+        if self.postgres:
+            return _text_of(name)  # type: ignore[attr-defined]
+        return case((self.json_type(name).in_(["null"]), None),
+                    else_=cast(func.json_extract(Event.properties, literal(self._path(name))), String))
+
+    def boolean(self, name: str, value: bool) -> ColumnElement[Any]:
+        wanted = "boolean" if self.postgres else ("true" if value else "false")
+        if self.postgres:
+            return and_(self.json_type(name) == wanted,
+                        _text_of(name) == ("true" if value else "false"))  # type: ignore[attr-defined]
+        return self.json_type(name) == wanted
+
+
+def _text_of(name: str) -> ColumnElement[Any]:
+    """PostgreSQL `properties ->> name`, typed as text so comparisons bind text."""
+    return Event.properties.op("->>", return_type=String())(literal(name))  # type: ignore[attr-defined,no-any-return]
+
+
+def _compare(props: _Properties, node: Compare) -> ColumnElement[Any]:
+    op = _OPS[node.op]
+    if node.property == EVENT_NAME:
+        if not isinstance(node.value, str):
+            return false() if node.op == "=" else true() if node.op == "!=" else false()
+        return getattr(Event.event_name, op)(node.value)  # type: ignore[no-any-return]
+    value = node.value
+    if value is None:  # `= NULL` is never true in SQL; keep that meaning
+        return false()
+    if isinstance(value, bool):
+        if node.op not in ("=", "!="):
+            return false()
+        matched = props.boolean(node.property, value)
+        return matched if node.op == "=" else and_(props.json_type(node.property).isnot(None), not_(matched))
+    if isinstance(value, Decimal):
+        return getattr(_as_number(props, node.property), op)(literal(value, Numeric()))  # type: ignore[no-any-return]
+    return getattr(props.text(node.property), op)(value)  # type: ignore[no-any-return]
+
+
+def _as_number(props: _Properties, name: str) -> ColumnElement[Any]:
+    number = props.number(name)
+    return number if props.postgres else cast(number, Numeric)
+
+
+def _filter(props: _Properties, node: Filter) -> ColumnElement[Any]:
+    if isinstance(node, And):
+        return and_(_filter(props, node.left), _filter(props, node.right))
+    if isinstance(node, Or):
+        return or_(_filter(props, node.left), _filter(props, node.right))
+    if isinstance(node, Not):
+        return not_(_filter(props, node.operand))
+    if isinstance(node, IsNull):
+        if node.property == EVENT_NAME:
+            return false() if not node.negated else true()
+        missing = props.any_value(node.property).is_(None)
+        return not_(missing) if node.negated else missing
+    if isinstance(node, In):
+        matches = or_(*(_compare(props, Compare(node.property, "=", value)) for value in node.values))
+        return not_(matches) if node.negated else matches
+    return _compare(props, node)
+
+
+def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+    """SELECT <aggregate> over one organisation's, one customer's events in [start, end)."""
+    props = _Properties(dialect)
+    aggregate = definition.aggregate
+    if aggregate == "count":
+        value = func.count() if definition.property is None else func.count(props.any_value(definition.property))
+    elif aggregate == "count_distinct":
+        value = func.count(props.any_value(definition.property).distinct())  # type: ignore[arg-type]
+    else:
+        number = props.number(definition.property)  # type: ignore[arg-type]
+        if props.postgres:
+            value = {"sum": func.sum, "max": func.max, "min": func.min, "avg": func.avg}[aggregate](number)
+            if aggregate == "avg":  # the same 12 places the SQLite aggregate keeps
+                value = func.round(value, AVG_PLACES)
+        else:
+            value = getattr(func, f"accrual_decimal_{aggregate}")(number)
+    statement = select(value).where(
+        Event.org_id == bindparam("org_id"),
+        Event.customer_id == bindparam("customer_id"),
+        Event.timestamp >= bindparam("start", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
+        Event.timestamp < bindparam("end", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
+    )
+    if definition.filter is not None:
+        statement = statement.where(_filter(props, definition.filter))
+    return statement

@@ -152,7 +152,7 @@ class CompiledRow:
         self.arguments: dict[str, GraphQLArgument] = {name: graphql_field.args[name] for name in row.args}
         # Errors name the argument the way the face does (limit, not first).
         self.face_names = {arg: (source.name or "") for arg, source in row.args.items()}
-        variables = ", ".join(f"${name}: {arg.type}" for name, arg in self.arguments.items())
+        variables = ", ".join(f"${name}: {_variable_type(arg)}" for name, arg in self.arguments.items())
         call = ", ".join(f"{name}: ${name}" for name in self.arguments)
         selection = f"{{ {row.shape} }}" if row.shape.strip() else ""
         header = f"{kind} Face{_title(row.operation)}" + (f"({variables})" if variables else "")
@@ -180,7 +180,8 @@ class CompiledRow:
             prefix = source.name
             values[name] = to_graphql_value(value, self.arguments[name].type, prefix)
         for name, argument in self.arguments.items():
-            if isinstance(argument.type, GraphQLNonNull) and name not in values:
+            has_default = argument.default_value is not _UNDEFINED
+            if isinstance(argument.type, GraphQLNonNull) and name not in values and not has_default:
                 raise ValidationFailed(self.face_names[name] or name, "is required")
         return values
 
@@ -217,6 +218,13 @@ class CompiledRow:
         if original is not None:
             return original
         return ValidationFailed("body", error.message)
+
+
+def _variable_type(argument: GraphQLArgument) -> str:
+    """An argument with a default takes a nullable variable, so leaving it out means the default."""
+    if isinstance(argument.type, GraphQLNonNull) and argument.default_value is not _UNDEFINED:
+        return str(argument.type.of_type)
+    return str(argument.type)
 
 
 def _title(name: str) -> str:

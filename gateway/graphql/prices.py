@@ -9,7 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.catalog import prices
+from domains.catalog import price_evaluation, prices
 from domains.catalog.price_configs import MODEL_TYPES
 from domains.errors import ValidationFailed
 from gateway.context import Context
@@ -154,3 +154,45 @@ class PriceMutations:
     async def create_price(self, info: Resolve, input: PriceInput) -> PriceType:
         ctx = info.context
         return await prices.create_price(ctx.uow, principal=ctx.principal, fields=to_fields(input))  # type: ignore[return-value]
+
+
+@strawberry.input
+class PriceToEvaluate:
+    price_id: str | None = strawberry.UNSET
+    external_price_id: str | None = strawberry.UNSET
+    filter: str | None = strawberry.field(default=strawberry.UNSET,
+                                          description="Extra condition on events, e.g. region = 'eu'.")
+
+
+@strawberry.input
+class PriceEvaluationsInput:
+    timeframe_start: datetime
+    price_evaluations: list[PriceToEvaluate]
+    timeframe_end: datetime | None = strawberry.field(default=strawberry.UNSET, description="Default: now.")
+    customer_id: str | None = strawberry.UNSET
+    external_customer_id: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class PriceEvaluation:
+    price_id: str
+    external_price_id: str | None
+    currency: str
+    quantity: Decimal
+    amount: Decimal
+
+
+@strawberry.type
+class PriceEvaluationQueries:
+    @strawberry.field(description="What prices would charge a customer over a timeframe (nothing is written).")
+    async def price_evaluations(self, info: Resolve, input: PriceEvaluationsInput) -> list[PriceEvaluation]:
+        ctx = info.context
+        fields = to_fields(input)
+        results = await price_evaluation.evaluate_prices(
+            ctx.uow, principal=ctx.principal, timeframe_start=input.timeframe_start,
+            timeframe_end=fields.get("timeframe_end") or ctx.uow.clock.now(),
+            customer_id=fields.get("customer_id"), external_customer_id=fields.get("external_customer_id"),
+            evaluations=fields["price_evaluations"],
+        )
+        return [PriceEvaluation(price_id=r.price_id, external_price_id=r.external_price_id, currency=r.currency,
+                                quantity=r.quantity, amount=r.amount) for r in results]

@@ -21,10 +21,12 @@ from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
 from gateway.graphql.metering import EventMutations, MeteringMutations, MeteringQueries
 from gateway.graphql.plans import PlanMutations, PlanQueries
-from gateway.graphql.prices import PriceMutations, PriceQueries
+from gateway.graphql.prices import PriceEvaluationQueries, PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 
-Query = merge_types("Query", (CustomerQueries, CatalogQueries, PriceQueries, PlanQueries, MeteringQueries))
+Query = merge_types(
+    "Query", (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries)
+)
 Mutation = merge_types(
     "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations)
 )

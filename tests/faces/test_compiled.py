@@ -68,6 +68,9 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if path == "/prices/evaluate":
+        return [Inputs(body={"timeframe_start": "2020-01-01T00:00:00Z", "timeframe_end": "2030-01-01T00:00:00Z",
+                             "customer_id": seeded["parent"], "price_evaluations": [{"price_id": seeded["price"]}]})]
     if "{plan_id}" in path:
         return [Inputs(path={"plan_id": seeded["plan"]})]
     if "{external_plan_id}" in path:

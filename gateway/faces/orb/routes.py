@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.faces.engine import Body, Path, Query, Row, query_bool, query_int
-from gateway.faces.orb.shapes import CUSTOMER, INGEST_RESULT, ITEM, METRIC, PLAN, PRICE, page_of
+from gateway.faces.orb.shapes import (
+    CUSTOMER,
+    INGEST_RESULT,
+    ITEM,
+    METRIC,
+    PLAN,
+    PRICE,
+    PRICE_EVALUATION,
+    page_of,
+)
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
 CUSTOMER_FIELDS = (
@@ -67,4 +76,8 @@ ROWS: list[Row] = [
         args={"externalPlanId": Path("external_plan_id")}),
     Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,
         args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool)}),
+    Row("POST", "/prices/evaluate", "priceEvaluations", PRICE_EVALUATION,
+        args={"input": Body(allow=("timeframe_start", "timeframe_end", "customer_id", "external_customer_id",
+                                   "price_evaluations"))},
+        envelope=lambda data, _inputs: {"data": data}),
 ]

@@ -65,6 +65,10 @@ INGEST_RESULT = """
   debug { ingested duplicate }
 """
 
+PRICE_EVALUATION = """
+  price_id: priceId external_price_id: externalPriceId currency quantity amount
+"""
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

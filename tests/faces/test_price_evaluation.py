@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -32,7 +32,7 @@ async def setup(client, tenant):
     _, fee = await _post(client, key, "/v1/prices", {
         "name": "Fee", "item_id": item["id"], "cadence": "monthly", "currency": "USD", "model_type": "unit",
         "unit_config": {"unit_amount": "49.99"}, "fixed_price_quantity": "2"})
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [{"event_name": "llm", "timestamp": _iso(now - timedelta(minutes=i + 1)), "idempotency_key": f"e{i}",
                "external_customer_id": "acme", "properties": {"tokens": 300 + i, "region": "eu" if i % 2 else "us"}}
               for i in range(5)]

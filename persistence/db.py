@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import weakref
-from collections import namedtuple
+from collections import OrderedDict, namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -78,6 +78,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_PREPARED_MAX = 4096
+
+
 class Reader:
     """Reads outside a transaction, at the cost of the query itself.
 
@@ -91,7 +94,9 @@ class Reader:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._dialect = engine.dialect
-        self._prepared: dict[int, _Prepared | None] = {}
+        # id(statement) -> (statement, prepared). The statement is held so its id cannot be reused by
+        # another while the entry lives; bounded, least recently used out first.
+        self._prepared: OrderedDict[int, tuple[Executable, _Prepared | None]] = OrderedDict()
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
         self._raw_sqlite: sqlite3.Connection | None = None
@@ -126,9 +131,14 @@ class Reader:
 
     def _prepare(self, statement: Executable) -> _Prepared | None:
         key = id(statement)
-        if key not in self._prepared:
-            self._prepared[key] = _Prepared.of(statement, self._dialect)
-        return self._prepared[key]
+        entry = self._prepared.get(key)
+        if entry is None or entry[0] is not statement:
+            entry = self._prepared[key] = (statement, _Prepared.of(statement, self._dialect))
+            if len(self._prepared) > _PREPARED_MAX:
+                self._prepared.popitem(last=False)
+        else:
+            self._prepared.move_to_end(key)
+        return entry[1]
 
     @property
     def holds_connections(self) -> bool:

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint schema bench postgres
+.PHONY: serve test lint schema bench bench-ingest postgres
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ schema: $(BIN)/.installed
 
 bench: $(BIN)/.installed postgres
 	$(BIN)/python -m bench.customers
+
+bench-ingest: $(BIN)/.installed postgres
+	$(BIN)/python -m bench.ingest

@@ -82,19 +82,13 @@ class MeteringMutations:
         return await metrics.create_metric(ctx.uow, principal=ctx.principal, fields=to_fields(input))  # type: ignore[return-value]
 
 
-@strawberry.input(description="A usage event. Each is checked on its own: a bad one is reported, the rest stored.")
-class EventInput:
-    event_name: str | None = strawberry.UNSET
-    timestamp: str | None = strawberry.field(default=strawberry.UNSET, description="ISO 8601, UTC.")
-    idempotency_key: str | None = strawberry.UNSET
-    customer_id: str | None = strawberry.UNSET
-    external_customer_id: str | None = strawberry.UNSET
-    properties: JSON | None = strawberry.UNSET
-
-
 @strawberry.input
 class IngestInput:
-    events: list[EventInput]
+    # Each event is checked by the domain on its own (a bad one is reported, the rest stored), so
+    # the list holds JSON objects rather than an input type the graph would coerce all or nothing.
+    events: list[JSON] = strawberry.field(description=(
+        "Events as Orb writes them: event_name, timestamp (ISO 8601, UTC), idempotency_key, "
+        "customer_id or external_customer_id, properties (numbers, booleans, strings)."))
 
 
 @strawberry.type
@@ -120,8 +114,7 @@ class EventMutations:
     @strawberry.mutation(description="Ingest up to 500 events; each idempotency key is stored once per organisation.")
     async def ingest_events(self, info: Resolve, input: IngestInput, debug: bool = False) -> IngestResult:
         ctx = info.context
-        outcome = await events.ingest_events(ctx.uow, principal=ctx.principal,
-                                             events=[to_fields(event) for event in input.events])
+        outcome = await events.ingest_events(ctx.uow, principal=ctx.principal, events=input.events)
         return IngestResult(
             validation_failed=[EventValidationFailure(idempotency_key=key, validation_errors=errors)
                                for key, errors in outcome.validation_failed],

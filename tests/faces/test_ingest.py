@@ -54,6 +54,9 @@ async def test_valid_batch_is_stored_once_and_replays_are_duplicates(client, ten
 async def test_without_debug_the_debug_block_is_null(client, tenant):
     status, body = await _ingest(client, tenant.key, [_event("only")], debug=False)
     assert (status, body) == (200, {"validation_failed": [], "debug": None})
+    response = await client.post("/v1/ingest", json={"events": [_event("no-param")]},
+                                 headers={"Authorization": f"Bearer {tenant.key}"})
+    assert response.status == 200 and (await response.json())["debug"] is None  # `debug` is optional
 
 
 @pytest.mark.parametrize(("change", "reason"), [
@@ -135,10 +138,10 @@ async def test_rpc_and_graphql_ingest_the_same_way(client, tenant, database):
     assert rpc["result"]["debug"] == {"ingested": ["r1"], "duplicate": []}
     assert rpc["result"]["validation_failed"][0]["idempotency_key"] == "r2"
     graphql = await (await client.post("/graphql", json={
-        "query": "mutation($e: [EventInput!]!) { ingestEvents(input: {events: $e}, debug: true) "
+        "query": "mutation($e: [JSON!]!) { ingestEvents(input: {events: $e}, debug: true) "
                  "{ validationFailed { idempotencyKey } debug { ingested duplicate } } }",
-        "variables": {"e": [{"eventName": "api_call", "timestamp": _now(), "idempotencyKey": "r1",
-                             "externalCustomerId": "acme", "properties": {}}]}},
+        "variables": {"e": [{"event_name": "api_call", "timestamp": _now(), "idempotency_key": "r1",
+                             "external_customer_id": "acme", "properties": {}}]}},
         headers={"Authorization": f"Bearer {tenant.key}"})).json()
     assert graphql["data"]["ingestEvents"] == {"validationFailed": [], "debug": {"ingested": [], "duplicate": ["r1"]}}
     uow = UnitOfWork(session_factory(database.engine))

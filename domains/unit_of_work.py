@@ -59,6 +59,9 @@ class UnitOfWork:
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """Commit on success, roll back on any exception; nested calls join the outer one."""
         if self._depth == 0:
+            # One pooled connection per request at a time: a request holding a read connection
+            # while waiting for a write one could, under load, wait forever on a full pool.
+            await self._release_read_connection()
             session = self.session
             if session.in_transaction():
                 # A read earlier in the request opened an implicit transaction; end it first.
@@ -86,10 +89,14 @@ class UnitOfWork:
         """Make the outermost transaction roll back instead of committing (an inner step failed)."""
         self._rollback_only = True
 
-    async def close(self) -> None:
+    async def _release_read_connection(self) -> None:
         if self._read_connection is not None:
-            await self._read_connection.close()
-            self._read_connection = None
+            async with self._read_lock:
+                await self._read_connection.close()
+                self._read_connection = None
+
+    async def close(self) -> None:
+        await self._release_read_connection()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -334,11 +334,11 @@ async def list_custom_fields(uow: UnitOfWork, *, principal: Principal) -> list[C
 
 
 async def _definitions(uow: UnitOfWork, principal: Principal) -> dict[str, CustomFieldDefinition]:
-    result = await uow.session.execute(
-        select(CustomFieldDefinition).where(CustomFieldDefinition.org_id == principal.org_id)
-        .order_by(CustomFieldDefinition.key)
+    rows = await uow.rows(
+        select(*CustomFieldDefinition.__table__.columns)  # type: ignore[attr-defined]
+        .where(CustomFieldDefinition.org_id == principal.org_id).order_by(CustomFieldDefinition.key)
     )
-    return {d.key: d for d in result.scalars()}
+    return {d.key: d for d in rows}  # type: ignore[misc]
 
 
 def _attribute(key: str) -> str:

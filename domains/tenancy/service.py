@@ -95,11 +95,11 @@ async def authenticate(uow: UnitOfWork, *, secret: str) -> Principal:
     if not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("invalid API key")
     digest = hash_secret(secret)
-    result = await uow.session.execute(
+    rows = await uow.rows(
         select(ApiKey.id, ApiKey.org_id, ApiKey.key_hash, ApiKey.scopes, ApiKey.reseller_id, ApiKey.revoked_at)
         .where(ApiKey.key_hash == digest)
     )
-    row = result.first()
+    row = rows[0] if rows else None
     # The lookup is by hash; the explicit constant-time comparison guards against a collation quirk.
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("invalid API key")

@@ -198,7 +198,10 @@ class CompiledRow:
 
     async def _execute(self, context: Context, variables: dict[str, Any]) -> Any:
         if self.compiled is not None:
-            return await self.compiled.execute(context, variables)
+            try:
+                return await self.compiled.execute(context, variables)
+            except DomainError as exc:
+                raise self._in_face_terms(exc) from None
         return await self.execute_with_graphql_core(context, variables)
 
     async def execute_with_graphql_core(self, context: Context, variables: dict[str, Any]) -> Any:
@@ -209,12 +212,16 @@ class CompiledRow:
             raise self._domain_error(result.errors[0])
         return result.data["result"] if result.data else None
 
+    def _in_face_terms(self, error: DomainError) -> DomainError:
+        """The error naming the face's parameter (limit), not the graph's argument (first)."""
+        if self.face_names.get(error.field):  # type: ignore[arg-type]
+            error.field = self.face_names[error.field]  # type: ignore[index]
+        return error
+
     def _domain_error(self, error: GraphQLError) -> Exception:
         original = error.original_error
         if isinstance(original, DomainError):
-            if self.face_names.get(original.field):
-                original.field = self.face_names[original.field]
-            return original
+            return self._in_face_terms(original)
         if original is not None:
             return original
         return ValidationFailed("body", error.message)

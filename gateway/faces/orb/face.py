@@ -24,8 +24,9 @@ def request_fingerprint(request: web.Request, inputs: Inputs, principal: Princip
     """Same request = same method, path, body (whatever its key order) and the same reseller scope:
     a replay must never show one reseller what another's request created."""
     body = orjson.dumps(inputs.body, option=orjson.OPT_SORT_KEYS) if isinstance(inputs.body, (dict, list)) else b""
-    scope = (principal.reseller_id or "").encode()
-    return hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(), scope, body])).hexdigest()
+    scope = f"{principal.key_id}:{principal.reseller_id or ''}".encode()
+    target = request.path_qs.encode()  # ?debug=true and ?debug=false are different requests
+    return hashlib.sha256(b"\n".join([request.method.encode(), target, scope, body])).hexdigest()
 
 
 async def with_idempotency(request: web.Request, context: Context, inputs: Inputs, compiled: CompiledRow) -> web.Response:

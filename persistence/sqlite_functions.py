@@ -8,7 +8,7 @@ result goes back as canonical text, which the caller reads as a Decimal.
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from persistence.types import canonical_decimal
@@ -48,7 +48,11 @@ class _Avg:
 
     def finalize(self) -> str | None:
         # 12 places, as metric_query rounds PostgreSQL's AVG.
-        return None if not self.count else canonical_decimal((self.total / self.count).quantize(Decimal("1e-12")))
+        if not self.count:
+            return None
+        with localcontext() as context:
+            context.prec = 100
+            return canonical_decimal((self.total / self.count).quantize(Decimal("1e-12")))
 
 
 class _Extreme:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Numeric, String
@@ -39,7 +39,9 @@ class Money(TypeDecorator[Decimal]):
 
 def canonical_decimal(amount: Decimal) -> str:
     """Plain (non-exponent) text with no trailing zeros beyond the integer part."""
-    text = format(amount.normalize(), "f")
+    with localcontext() as context:
+        context.prec = 100  # normalize() rounds to the context's precision: never lose a digit here
+        text = format(amount.normalize(), "f")
     return text if text != "-0" else "0"
 
 

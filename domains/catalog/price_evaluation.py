@@ -12,7 +12,7 @@ from typing import Any
 from domains.catalog import prices as price_service
 from domains.catalog.pricing import amount_for
 from domains.customers import service as customers
-from domains.errors import NotFound, ValidationFailed
+from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metering.evaluation import quantity
 from domains.metering.metric_sql import And, parse_metric_sql
 from domains.metering.metrics import get_metric
@@ -74,7 +74,7 @@ async def evaluate_prices(
             raise ValidationFailed(f"{field}.price_id", f"evaluating {price.model_type} prices is not supported yet")
         extra = _filter(evaluation.get("filter"), f"{field}.filter")
         if price.billable_metric_id is None:
-            used = price.fixed_price_quantity or Decimal(1)
+            used = price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
         else:
             metric = await get_metric(uow, principal=principal, metric_id=price.billable_metric_id)
             definition = parse_metric_sql(metric.sql)
@@ -82,7 +82,11 @@ async def evaluate_prices(
                 definition = replace(definition, filter=extra if definition.filter is None else And(definition.filter, extra))
             used = await quantity(uow, principal=principal, definition=definition, customer_id=customer.id,
                                   start=timeframe_start, end=timeframe_end)
-        amount = amount_for(price_service.price_config(price), used)
+        try:
+            amount = amount_for(price_service.price_config(price), used)
+        except (ValueError, ArithmeticError) as exc:  # e.g. negative usage, which no model prices
+            raise ConstraintViolation(f"price {price.id} cannot price a quantity of {used}: {exc}",
+                                      field=f"{field}.price_id") from None
         results.append(PriceEvaluation(price_id=price.id, external_price_id=price.external_price_id,
                                        currency=price.currency, quantity=used, amount=amount))
     return results

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from domains.amounts import bounded
 from domains.catalog.config_parsing import parse_config
 from domains.catalog.items import items_by_ids
 from domains.catalog.price_configs import MODEL_TYPES, PriceConfig, config_to_json
@@ -82,8 +83,8 @@ def _quantity(value: Any) -> Decimal | None:
         quantity = Decimal(str(value))
     except ArithmeticError:
         raise ValidationFailed("fixed_price_quantity", f"{value!r} is not a number") from None
-    if not quantity.is_finite() or quantity < 0:
-        raise ValidationFailed("fixed_price_quantity", "must be a finite number, at least 0")
+    if bounded("fixed_price_quantity", quantity) < 0:
+        raise ValidationFailed("fixed_price_quantity", "must be at least 0")
     return quantity
 
 
@@ -154,8 +155,8 @@ async def _build_price(
     if metric_id is not None and quantity is not None:
         raise ValidationFailed("fixed_price_quantity", "only a fixed price (no billable_metric_id) has a fixed quantity")
     external_id = fields.get("external_price_id")
-    if external_id is not None and (not isinstance(external_id, str) or not external_id.strip()):
-        raise ValidationFailed("external_price_id", "must be a non-blank string")
+    if external_id is not None and (not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 255):
+        raise ValidationFailed("external_price_id", "must be a non-blank string of at most 255 characters")
     item_id = fields.get("item_id")
     if not isinstance(item_id, str) or not item_id:
         raise ValidationFailed("item_id", "is required")

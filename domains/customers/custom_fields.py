@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from domains.amounts import bounded
 from domains.errors import ValidationFailed
 
 FIELD_TYPES = ("string", "number", "boolean", "date", "enum")
@@ -48,8 +49,10 @@ def coerce_value(
             number = Decimal(str(value))
         except InvalidOperation:
             raise ValueError("must be a number") from None
-        if not number.is_finite():
-            raise ValueError("must be a finite number")
+        try:
+            bounded("value", number)
+        except ValidationFailed as exc:
+            raise ValueError(exc.message) from None
         return format(number, "f")  # kept as exact text
     if field_type == "boolean":
         if not isinstance(value, bool):

@@ -10,6 +10,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from domains.amounts import bounded
 from domains.errors import ValidationFailed
 
 STATUSES = ("active", "inactive", "archived")
@@ -119,8 +120,7 @@ def money_amount(field: str, value: Any, *, minimum: Decimal | None = Decimal(0)
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ValidationFailed(field, f"{value!r} is not a decimal number") from None
-    if not amount.is_finite():
-        raise ValidationFailed(field, "must be a finite number")
+    bounded(field, amount)
     if minimum is not None and amount < minimum:
         raise ValidationFailed(field, f"must be at least {minimum}")
     return amount

@@ -48,10 +48,10 @@ def _timestamp(value: Any, now: datetime, grace: timedelta) -> datetime:
         raise EventRefused("timestamp must be an ISO 8601 string")
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # Orb documents timestamps as UTC; one written without an offset is read as UTC.
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # an out-of-range instant overflows on conversion
         raise EventRefused(f"timestamp {value!r} is not ISO 8601 (e.g. 2026-01-31T12:00:00Z)") from None
-    # Orb documents timestamps as UTC; one written without an offset is read as UTC.
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     if moment > now + FUTURE_TOLERANCE:
         raise EventRefused("timestamp is in the future")
     if moment < now - grace:

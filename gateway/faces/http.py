@@ -50,6 +50,8 @@ async def read_json(request: web.Request) -> Any:
         raise RequestTooLarge(str(exc)) from None
     if not raw.strip():
         return MISSING
+    if b"\\u0000" in raw:  # PostgreSQL text cannot hold NUL; refuse it the same on every engine
+        raise ValidationFailed("body", "must not contain NUL characters (\\u0000)")
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

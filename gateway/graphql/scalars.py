@@ -9,6 +9,8 @@ from typing import Any
 from strawberry.schema.types.base_scalars import wrap_parser
 from strawberry.types.scalar import ScalarDefinition
 
+from domains.amounts import bounded
+from domains.errors import ValidationFailed
 from persistence.types import canonical_decimal
 
 
@@ -49,9 +51,10 @@ def _parse_money(value: Any) -> Decimal:
         amount = Decimal(value)
     except DecimalException:
         raise ValueError(f"{value!r} is not a decimal number") from None
-    if not amount.is_finite():
-        raise ValueError("must be a finite number")
-    return amount
+    try:
+        return bounded("value", amount)
+    except ValidationFailed as exc:
+        raise ValueError(exc.message) from None
 
 
 Money = ScalarDefinition(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -35,6 +36,11 @@ _ERRORS: list[tuple[type[BaseException], int]] = [
     (errors.ConstraintViolation, -32010),
     (RequestTooLarge, -32013),
 ]
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 class RpcError(Exception):
@@ -177,11 +183,8 @@ class RpcEndpoint:
     def _timezone(name: Any) -> zoneinfo.ZoneInfo | None:
         if name is None:
             return None
-        if isinstance(name, str):
-            try:
-                return zoneinfo.ZoneInfo(name)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                pass
+        if isinstance(name, str) and name in _zone_names():
+            return zoneinfo.ZoneInfo(name)
         raise errors.ValidationFailed("__tz", f"{name!r} is not an Olson timezone name (e.g. America/New_York)")
 
     @staticmethod

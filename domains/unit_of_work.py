@@ -11,6 +11,7 @@ from sqlalchemy import Executable, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
+from domains.errors import PermissionDenied
 from persistence.db import WRITE_INTENT, reader_for
 
 
@@ -26,6 +27,8 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._depth = 0
         self._rollback_only = False
+        # Set for callers whose credentials only read: every write path goes through transaction().
+        self.read_only = False
         self._read_connection: AsyncConnection | None = None  # held for all of a request's reads
         self._read_lock = asyncio.Lock()
         self.clock: Clock = clock or SystemClock()
@@ -59,6 +62,8 @@ class UnitOfWork:
     async def transaction(self) -> AsyncIterator[UnitOfWork]:
         """Commit on success, roll back on any exception; nested calls join the outer one."""
         if self._depth == 0:
+            if self.read_only:
+                raise PermissionDenied("this API key may only read")
             # One pooled connection per request at a time: a request holding a read connection
             # while waiting for a write one could, under load, wait forever on a full pool.
             await self._release_read_connection()

@@ -61,4 +61,5 @@ async def principal_for(request: web.Request, uow: UnitOfWork) -> Principal:
     if principal is None:
         principal = await authenticate(uow, secret=secret)
         cache.put(digest, principal)
+    uow.read_only = not principal.can_write()
     return principal

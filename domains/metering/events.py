@@ -143,14 +143,17 @@ async def _resolve_customers(
     external_ids = {row["external_customer_id"] for row in rows.values() if row["external_customer_id"]}
     known: set[str] = set()
     by_external: dict[str, str] = {}
+    # A reseller-limited key sees (and meters) only its reseller's customers.
+    scope = [Customer.org_id == principal.org_id]
+    if principal.reseller_id is not None:
+        scope.append(Customer.reseller_id == principal.reseller_id)
     if ids:
-        found = await uow.session.execute(
-            select(Customer.id).where(Customer.org_id == principal.org_id, Customer.id.in_(ids)))  # type: ignore[attr-defined]
+        found = await uow.session.execute(select(Customer.id).where(*scope, Customer.id.in_(ids)))  # type: ignore[attr-defined]
         known = {customer_id for (customer_id,) in found}
     if external_ids:
         found = await uow.session.execute(
             select(Customer.external_customer_id, Customer.id)
-            .where(Customer.org_id == principal.org_id, Customer.external_customer_id.in_(external_ids)))  # type: ignore[union-attr]
+            .where(*scope, Customer.external_customer_id.in_(external_ids)))  # type: ignore[union-attr]
         by_external = dict(found.tuples().all())  # type: ignore[arg-type]
     for key in list(rows):
         row = rows[key]

@@ -24,6 +24,7 @@ FIELD = "sql"
 AGGREGATES = ("count", "count_distinct", "sum", "max", "min", "avg")
 EVENT_NAME = "event_name"
 MAX_SQL_LENGTH = 10_000
+MAX_PREDICATES = 100
 _PROPERTY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,127}$")
 
 Literal = str | Decimal | bool | None
@@ -107,6 +108,8 @@ def parse_metric_sql(sql: str) -> MetricDefinition:
         statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
     except (ParseError, TokenError) as exc:
         raise _refuse(f"is not valid SQL: {_first_line(exc)}") from None
+    except RecursionError:
+        raise _refuse(f"nests too deeply (at most {MAX_PREDICATES} conditions)") from None
     if len(statements) != 1:
         raise _refuse("must be exactly one SELECT statement")
     statement = statements[0]
@@ -116,7 +119,13 @@ def parse_metric_sql(sql: str) -> MetricDefinition:
     _check_source(statement)
     aggregate, prop = _projection(statement)
     where = statement.args.get("where")
-    return MetricDefinition(aggregate=aggregate, property=prop, filter=_filter(where.this) if where else None)
+    # A bounded filter keeps compiling and running it bounded (both engines limit expression depth).
+    if where is not None and sum(1 for _ in where.find_all(exp.Predicate, exp.Literal)) > MAX_PREDICATES * 2:
+        raise _refuse(f"has too many conditions (at most {MAX_PREDICATES})")
+    try:
+        return MetricDefinition(aggregate=aggregate, property=prop, filter=_filter(where.this) if where else None)
+    except RecursionError:
+        raise _refuse(f"nests too deeply (at most {MAX_PREDICATES} conditions)") from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -189,7 +198,7 @@ def _describe(node: exp.Expression) -> str:
 def _property(node: exp.Expression | None) -> str:
     if isinstance(node, exp.Column) and not node.args.get("table") and not node.args.get("db"):
         name = node.name
-        if not _PROPERTY.match(name):
+        if not _PROPERTY.fullmatch(name):
             raise _refuse(f"{name!r} is not a valid property name (letters, digits, _ and -)")
         return name
     if isinstance(node, exp.Func):
@@ -253,6 +262,8 @@ def _in_values(node: exp.In) -> tuple[Literal, ...]:
     values = tuple(_literal(value) for value in node.expressions)
     if not values:
         raise _refuse("IN needs at least one value")
+    if len(values) > MAX_PREDICATES:
+        raise _refuse(f"IN takes at most {MAX_PREDICATES} values")
     return values
 
 

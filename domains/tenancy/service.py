@@ -31,6 +31,10 @@ class Principal:
         # A key minted with no scopes is a full-access key of its organisation.
         return not self.scopes or "admin" in self.scopes or scope in self.scopes
 
+    def can_write(self) -> bool:
+        """Keys with only read scopes may not change anything (finer scopes per resource to come)."""
+        return not self.scopes or "admin" in self.scopes or any(s.endswith(":write") for s in self.scopes)
+
 
 @dataclass(frozen=True)
 class MintedKey:

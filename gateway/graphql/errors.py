@@ -53,6 +53,9 @@ class MutationTransaction(SchemaExtension):
             yield
             return
         uow = execution.context.uow
+        if uow.read_only:  # each write refuses itself (PermissionDenied); there is nothing to wrap
+            yield
+            return
         try:
             async with uow.transaction():
                 yield

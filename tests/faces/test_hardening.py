@@ -81,3 +81,37 @@ async def test_zero_fixed_quantity_and_negative_usage(client, tenant):
         {"price_id": usage["id"]}]}, headers=headers)
     error = await response.json()
     assert response.status == 400 and error["type"].endswith("#400-constraint-violation"), error
+
+
+async def test_a_read_only_key_reads_but_cannot_write(client, database, tenant):
+    from domains.tenancy.service import create_api_key
+    from domains.unit_of_work import UnitOfWork
+    from persistence.db import session_factory
+
+    uow = UnitOfWork(session_factory(database.engine))
+    minted = await create_api_key(uow, org_id=tenant.org_id, scopes=["customers:read"])
+    await uow.close()
+    reader = {"Authorization": f"Bearer {minted.secret}"}
+    _, customer = await _customer(client, tenant)
+    assert (await client.get(f"/v1/customers/{customer['id']}", headers=reader)).status == 200
+    response = await client.post("/v1/customers", json={"name": "B", "email": "b@example.com"}, headers=reader)
+    assert response.status == 401 and (await response.json())["type"].endswith("#401-authentication-error")
+    assert (await client.delete(f"/v1/customers/{customer['id']}", headers=reader)).status == 401
+    mutation = 'mutation($id: ID!) { deleteCustomer(id: $id) { id } }'
+    graphql = await (await client.post("/graphql", json={"query": mutation, "variables": {"id": customer["id"]}},
+                                       headers=reader)).json()
+    assert graphql["errors"][0]["extensions"]["code"] == "PERMISSION_DENIED"
+    assert (await client.get(f"/v1/customers/{customer['id']}", headers=_headers(tenant))).status == 200
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT SUM(x) FROM events WHERE " + " AND ".join(f"p{i} = 1" for i in range(150)),
+    "SELECT SUM(x) FROM events WHERE " + "(" * 3000 + "a = 1" + ")" * 3000,
+    "SELECT SUM(x) FROM events WHERE a IN (" + ", ".join(str(i) for i in range(150)) + ")",
+])
+async def test_oversized_metric_filters_are_refused_at_creation(client, tenant, sql):
+    item = await (await client.post("/v1/items", json={"name": "I"}, headers=_headers(tenant))).json()
+    response = await client.post("/v1/metrics", json={"name": "M", "item_id": item["id"], "sql": sql},
+                                 headers=_headers(tenant))
+    body = await response.json()
+    assert response.status == 400 and body["validation_errors"][0]["field"] == "sql", body

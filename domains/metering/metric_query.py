@@ -72,8 +72,10 @@ class _Properties:
             text = _text_of(name)  # type: ignore[attr-defined]
             return case((is_number, cast(text, Numeric)), else_=None)
         is_number = self.json_type(name).in_(["integer", "real"])
-        # Text keeps SQLite from handing the decimal aggregates a float.
-        return case((is_number, cast(func.json_extract(Event.properties, literal(self._path(name))), String)), else_=None)
+        # `->` gives the number's JSON text as written (json_extract would go through a 15-digit REAL),
+        # and text keeps SQLite from handing the decimal aggregates a float.
+        as_written = Event.properties.op("->", return_type=String())(literal(self._path(name)))  # type: ignore[attr-defined]
+        return case((is_number, as_written), else_=None)
 
     def text(self, name: str) -> ColumnElement[Any]:
         """The property as text when it is a JSON string, else null."""

@@ -79,3 +79,19 @@ async def test_metrics_match_python(database, tenant, scenario, sql, expected):
     finally:
         await uow.close()
     assert got == expected
+
+
+async def test_long_decimals_stay_exact_on_both_engines(database, tenant):
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        customer = await customers.create_customer(uow, principal=tenant.principal,
+                                                   fields={"name": "D", "email": "d@example.com"})
+        events = [{"event_name": "e", "timestamp": (NOW - timedelta(minutes=i + 1)).isoformat(),
+                   "customer_id": customer.id, "idempotency_key": f"d{i}", "properties": {"v": value}}
+                  for i, value in enumerate([1234567.123456789, 0.1, 0.2])]
+        await ingest_events(uow, principal=tenant.principal, events=events)
+        got = await quantity(uow, principal=tenant.principal, definition=parse_metric_sql("SELECT SUM(v) FROM events"),
+                             customer_id=customer.id, start=START, end=END)
+    finally:
+        await uow.close()
+    assert got == Decimal("1234567.423456789")

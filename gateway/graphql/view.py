@@ -28,6 +28,11 @@ class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
     def encode_json(self, data: object) -> bytes:  # type: ignore[override]
         return orjson.dumps(data)
 
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson, as every face: NaN, lone surrogates and invalid UTF-8 are malformed JSON (a 400),
+        # where the standard library let some through to fail later as a 500.
+        return orjson.loads(data)
+
     async def process_result(self, request: web.Request, result: ExecutionResult) -> GraphQLHTTPResponse:  # type: ignore[override]
         # Every result, including documents that never parsed (the parser cache raises before the
         # error-code extension's post-processing runs), carries extensions.code.

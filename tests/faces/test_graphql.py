@@ -252,3 +252,10 @@ async def test_get_runs_queries_but_never_mutations(client, tenant):
                                 headers={**tenant.bearer, "Accept": "application/json"})
     assert response.status in (400, 405)
     assert (await _listed(client, tenant))["totalCount"] == 1
+
+
+@pytest.mark.parametrize("body", [b'{"query": "{ customers { totalCount } }", "variables": {"a": NaN}}',
+                                  b'{"query": "\\ud800"}', b"\xff\xfe"])
+async def test_malformed_json_bodies_are_400_not_500(client, tenant, body):
+    response = await client.post("/graphql", data=body, headers={**tenant.bearer, "Content-Type": "application/json"})
+    assert response.status == 400

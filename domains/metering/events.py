@@ -154,7 +154,7 @@ async def _resolve_customers(
         found = await uow.session.execute(
             select(Customer.external_customer_id, Customer.id)
             .where(*scope, Customer.external_customer_id.in_(external_ids)))  # type: ignore[union-attr]
-        by_external = dict(found.tuples().all())  # type: ignore[arg-type]
+        by_external = {external_id: customer_id for external_id, customer_id in found}
     for key in list(rows):
         row = rows[key]
         if row["customer_id"] and row["customer_id"] not in known:

@@ -12,6 +12,7 @@ from domains.errors import NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Item
@@ -35,14 +36,6 @@ def _read_statement(*, by_id: bool = False, many: bool = False, after: bool = Fa
     if after:
         statement = statement.where(Item.id < bindparam("after_id"))
     return statement.order_by(Item.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("name", "is required and must not be blank")
-    if len(value) > 500:
-        raise ValidationFailed("name", "must be at most 500 characters")
-    return value.strip()
 
 
 def _external_connections(value: Any) -> list[dict[str, str]]:
@@ -71,7 +64,7 @@ async def create_item(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
     if unknown:
         raise ValidationFailed(unknown[0], "is not an item field")
     item = Item(
-        id=new_id(), org_id=principal.org_id, name=_name(fields.get("name")),
+        id=new_id(), org_id=principal.org_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
         item_metadata=merge_metadata("metadata", fields.get("metadata") or {}),
         external_connections=_external_connections(fields.get("external_connections")),
         created_at=uow.clock.now(),

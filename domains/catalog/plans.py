@@ -15,6 +15,7 @@ from domains.errors import DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import identifier, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Plan
@@ -41,16 +42,6 @@ def _read_statement(*, key: str | None = None, after: bool = False) -> Select[An
     return statement.order_by(Plan.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
 
 
-def _text(field: str, value: Any, *, required: bool = False, max_length: int = 500) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed(field, "is required and must not be blank" if required else "must be a non-blank string")
-    if len(value) > max_length:
-        raise ValidationFailed(field, f"must be at most {max_length} characters")
-    return value.strip()
-
-
 def _net_terms(value: Any) -> int | None:
     if value is None:
         return None
@@ -75,9 +66,9 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
     if len(entries) > MAX_PRICES:
         raise ValidationFailed("prices", f"a plan has at most {MAX_PRICES} prices")
     plan = Plan(
-        id=new_id(), org_id=principal.org_id, name=_text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
-        description=_text("description", fields.get("description"), max_length=10_000),
-        external_plan_id=_text("external_plan_id", fields.get("external_plan_id"), max_length=255),
+        id=new_id(), org_id=principal.org_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
+        description=text("description", fields.get("description"), max_length=10_000),
+        external_plan_id=identifier("external_plan_id", fields.get("external_plan_id")),
         status=status, currency=currency("currency", fields["currency"]), net_terms=_net_terms(fields.get("net_terms")),
         plan_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
     )
@@ -123,14 +114,14 @@ async def update_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str, fi
         if plan is None:
             raise NotFound(f"plan {plan_id!r} was not found", field="plan_id")
         if "name" in fields:
-            plan.name = _text("name", fields["name"], required=True)  # type: ignore[assignment]
+            plan.name = text("name", fields["name"], required=True)  # type: ignore[assignment]
         if "description" in fields:
-            plan.description = _text("description", fields["description"], max_length=10_000)
+            plan.description = text("description", fields["description"], max_length=10_000)
         if "metadata" in fields:
             given = fields["metadata"]
             plan.plan_metadata = merge_metadata("metadata", given or {}, plan.plan_metadata if given is not None else None)
         if "external_plan_id" in fields:
-            external_id = _text("external_plan_id", fields["external_plan_id"], max_length=255)
+            external_id = identifier("external_plan_id", fields["external_plan_id"])
             if external_id is not None and external_id != plan.external_plan_id:
                 await _ensure_external_id_free(uow, principal, external_id)
             plan.external_plan_id = external_id

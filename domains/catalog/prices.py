@@ -23,6 +23,7 @@ from domains.errors import DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import identifier, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import BillableMetric, Price
@@ -64,14 +65,6 @@ def _read_statement(*, key: str | None = None, many: bool = False, after: bool =
     if after:
         statement = statement.where(Price.id < bindparam("after_id"))
     return statement.order_by(Price.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
-
-
-def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("name", "is required and must not be blank")
-    if len(value) > 500:
-        raise ValidationFailed("name", "must be at most 500 characters")
-    return value.strip()
 
 
 def _quantity(value: Any) -> Decimal | None:
@@ -154,15 +147,14 @@ async def _build_price(
     quantity = _quantity(fields.get("fixed_price_quantity"))
     if metric_id is not None and quantity is not None:
         raise ValidationFailed("fixed_price_quantity", "only a fixed price (no billable_metric_id) has a fixed quantity")
-    external_id = fields.get("external_price_id")
-    if external_id is not None and (not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 255):
-        raise ValidationFailed("external_price_id", "must be a non-blank string of at most 255 characters")
+    external_id = identifier("external_price_id", fields.get("external_price_id"))
     item_id = fields.get("item_id")
     if not isinstance(item_id, str) or not item_id:
         raise ValidationFailed("item_id", "is required")
     price = Price(
         id=new_id(), org_id=principal.org_id, item_id=item_id, billable_metric_id=metric_id, plan_id=plan_id,
-        external_price_id=external_id, name=_name(fields.get("name")), model_type=model_type,
+        external_price_id=external_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
+        model_type=model_type,
         config=config_to_json(config), cadence=cadence, currency=price_currency,  # type: ignore[arg-type]
         # A fixed price bills one unit unless told otherwise; a usage price's quantity comes from events.
         fixed_price_quantity=quantity if quantity is not None or metric_id else Decimal(1),

@@ -14,6 +14,7 @@ from domains.metadata import merge_metadata
 from domains.metering.metric_sql import parse_metric_sql
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import BillableMetric
@@ -36,23 +37,13 @@ def _read_statement(*, by_id: bool = False, many: bool = False, after: bool = Fa
     return statement.order_by(BillableMetric.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
 
 
-def _text(field: str, value: Any, *, required: bool, max_length: int) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ValidationFailed(field, "is required and must not be blank" if required else "must be a string")
-    if len(value) > max_length:
-        raise ValidationFailed(field, f"must be at most {max_length} characters")
-    return value.strip() if required else value
-
-
 async def create_metric(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> BillableMetric:
     """Create a metric. Its SQL must be in the metric language; its item must be one of ours."""
     unknown = sorted(set(fields) - _FIELDS)
     if unknown:
         raise ValidationFailed(unknown[0], "is not a billable metric field")
-    name = _text("name", fields.get("name"), required=True, max_length=500)
-    description = _text("description", fields.get("description"), required=False, max_length=10_000)
+    name = text("name", fields.get("name"), required=True)
+    description = text("description", fields.get("description"), max_length=10_000)
     sql = fields.get("sql")
     parse_metric_sql(sql)  # refuses, naming the problem, anything outside the language
     item_id = fields.get("item_id")

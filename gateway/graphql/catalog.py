@@ -9,10 +9,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from domains.catalog import items
-from domains.errors import ValidationFailed
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
-from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.pagination import PageInfo, page_arguments
 from persistence.tables import Item as ItemRow
 
 Resolve = Info[Context, None]
@@ -71,12 +70,8 @@ class CatalogQueries:
     @strawberry.field(description="Items, newest first, a page at a time.")
     async def items(self, info: Resolve, first: int | None = None, after: str | None = None) -> ItemConnection:
         ctx = info.context
-        try:
-            page = await items.list_items(ctx.uow, principal=ctx.principal, limit=first, after_id=decode_after(after))
-        except ValidationFailed as exc:
-            if exc.field == "limit":  # the graph calls it `first`
-                exc.field = "first"
-            raise
+        limit, after_id = page_arguments(first, after)
+        page = await items.list_items(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id)
         return ItemConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
 

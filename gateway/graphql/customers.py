@@ -16,7 +16,7 @@ from domains.errors import ValidationFailed
 from domains.pagination import encode_cursor
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
-from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.pagination import PageInfo, page_arguments
 from persistence.tables import Customer as CustomerRow
 from persistence.tables import CustomFieldDefinition as CustomFieldRow
 
@@ -356,19 +356,9 @@ class CustomerQueries:
     ) -> CustomerConnection:
         ctx = info.context
         statuses = _statuses(status)
-        try:
-            page = await customers.list_customers(
-                ctx.uow,
-                principal=ctx.principal,
-                limit=first,
-                after_id=decode_after(after),
-                statuses=statuses,
-                maximum=ctx.max_page_size,
-            )
-        except ValidationFailed as exc:
-            if exc.field == "limit":  # the graph calls it `first`
-                exc.field = "first"
-            raise
+        limit, after_id = page_arguments(first, after, maximum=ctx.max_page_size)
+        page = await customers.list_customers(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id,
+                                              statuses=statuses, maximum=ctx.max_page_size)
         ctx.loaders.prime_customers(page.items)
         return CustomerConnection(nodes=page.items, page_info=PageInfo.of(page), statuses=statuses)  # type: ignore[arg-type]
 

@@ -8,12 +8,11 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.errors import ValidationFailed
 from domains.metering import events, metrics
 from gateway.context import Context
 from gateway.graphql.catalog import ItemType
 from gateway.graphql.inputs import to_fields
-from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.pagination import PageInfo, page_arguments
 from persistence.tables import BillableMetric as MetricRow
 
 Resolve = Info[Context, None]
@@ -65,12 +64,8 @@ class MeteringQueries:
     @strawberry.field(description="Billable metrics, newest first, a page at a time.")
     async def metrics(self, info: Resolve, first: int | None = None, after: str | None = None) -> BillableMetricConnection:
         ctx = info.context
-        try:
-            page = await metrics.list_metrics(ctx.uow, principal=ctx.principal, limit=first, after_id=decode_after(after))
-        except ValidationFailed as exc:
-            if exc.field == "limit":  # the graph calls it `first`
-                exc.field = "first"
-            raise
+        limit, after_id = page_arguments(first, after)
+        page = await metrics.list_metrics(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id)
         return BillableMetricConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
 

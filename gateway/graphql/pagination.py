@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from domains.pagination import Page, decode_cursor, encode_cursor
+from domains.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor, page_size
 
 
 @strawberry.type
@@ -25,3 +25,8 @@ class PageInfo:
 def decode_after(after: str | None) -> str | None:
     """The id an `after` cursor points past; a cursor we did not issue is refused naming `after`."""
     return decode_cursor(after, "after") if after else None
+
+
+def page_arguments(first: int | None, after: str | None, *, maximum: int = MAX_PAGE_SIZE) -> tuple[int, str | None]:
+    """A connection's `first` and `after`, checked and named as the graph names them."""
+    return page_size(first, maximum=maximum, field="first"), decode_after(after)

@@ -9,10 +9,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from domains.catalog import plans
-from domains.errors import ValidationFailed
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
-from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.pagination import PageInfo, page_arguments
 from gateway.graphql.prices import PriceInput, PriceType
 from persistence.tables import Plan as PlanRow
 
@@ -131,12 +130,8 @@ class PlanQueries:
     @strawberry.field(description="Plans, newest first, a page at a time.")
     async def plans(self, info: Resolve, first: int | None = None, after: str | None = None) -> PlanConnection:
         ctx = info.context
-        try:
-            page = await plans.list_plans(ctx.uow, principal=ctx.principal, limit=first, after_id=decode_after(after))
-        except ValidationFailed as exc:
-            if exc.field == "limit":  # the graph calls it `first`
-                exc.field = "first"
-            raise
+        limit, after_id = page_arguments(first, after)
+        page = await plans.list_plans(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id)
         return PlanConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
 

@@ -11,12 +11,11 @@ from strawberry.types import Info
 
 from domains.catalog import price_evaluation, prices
 from domains.catalog.price_configs import MODEL_TYPES
-from domains.errors import ValidationFailed
 from gateway.context import Context
 from gateway.graphql.catalog import ItemType
 from gateway.graphql.inputs import to_fields
 from gateway.graphql.metering import BillableMetricType
-from gateway.graphql.pagination import PageInfo, decode_after
+from gateway.graphql.pagination import PageInfo, page_arguments
 from persistence.tables import Price as PriceRow
 
 Resolve = Info[Context, None]
@@ -139,12 +138,8 @@ class PriceQueries:
     @strawberry.field(description="Prices, newest first, a page at a time.")
     async def prices(self, info: Resolve, first: int | None = None, after: str | None = None) -> PriceConnection:
         ctx = info.context
-        try:
-            page = await prices.list_prices(ctx.uow, principal=ctx.principal, limit=first, after_id=decode_after(after))
-        except ValidationFailed as exc:
-            if exc.field == "limit":  # the graph calls it `first`
-                exc.field = "first"
-            raise
+        limit, after_id = page_arguments(first, after)
+        page = await prices.list_prices(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id)
         return PriceConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
 

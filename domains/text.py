@@ -1,0 +1,23 @@
+"""Text fields every resource shares: names, descriptions, external ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domains.errors import ValidationFailed
+
+
+def text(field: str, value: Any, *, required: bool = False, max_length: int = 500) -> str | None:
+    """A required text is stripped and must not be blank; an optional one may be null (or given as is)."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise ValidationFailed(field, "is required and must not be blank" if required else "must be a string")
+    if len(value) > max_length:
+        raise ValidationFailed(field, f"must be at most {max_length} characters")
+    return value.strip() if required else value
+
+
+def identifier(field: str, value: Any, *, max_length: int = 255) -> str | None:
+    """An optional caller-chosen id (external_plan_id, ...): null, or a non-blank string."""
+    return None if value is None else text(field, value, required=True, max_length=max_length)

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -217,3 +217,63 @@ async def attach_events_to_customer(uow: UnitOfWork, *, org_id: str, customer_id
                Event.customer_id.is_(None))  # type: ignore[union-attr]
         .values(customer_id=customer_id)
     )
+
+
+MAX_SEARCH_RESULTS = 500
+MAX_VOLUME_WINDOW = timedelta(days=31)
+
+
+async def search_events(
+    uow: UnitOfWork, *, principal: Principal, event_ids: Sequence[str] | None = None,
+    timeframe_start: datetime | None = None, timeframe_end: datetime | None = None,
+) -> list[Event]:
+    """Events by id (Orb's event id is the client's idempotency key) and/or timeframe, newest first
+    (at most 500). With neither, the last 10 days."""
+    if event_ids is not None and len(event_ids) > MAX_SEARCH_RESULTS:
+        raise ValidationFailed("event_ids", f"at most {MAX_SEARCH_RESULTS} ids")
+    end = timeframe_end or uow.clock.now()
+    start = timeframe_start or (None if event_ids else end - timedelta(days=10))
+    if start is not None and end <= start:
+        raise ValidationFailed("timeframe_end", "must be after timeframe_start")
+    statement = select(*Event.__table__.columns).where(Event.org_id == principal.org_id)  # type: ignore[attr-defined]
+    if event_ids:
+        statement = statement.where(Event.idempotency_key.in_(list(event_ids)))  # type: ignore[attr-defined]
+    if start is not None:
+        statement = statement.where(Event.timestamp >= start)
+    statement = statement.where(Event.timestamp < end).order_by(Event.timestamp.desc()).limit(MAX_SEARCH_RESULTS)  # type: ignore[attr-defined]
+    if principal.reseller_id is not None:
+        scoped = select(Customer.id).where(Customer.org_id == principal.org_id,
+                                           Customer.reseller_id == principal.reseller_id)
+        statement = statement.where(Event.customer_id.in_(scoped))  # type: ignore[union-attr]
+    return list(await uow.rows(statement))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class VolumeBucket:
+    timeframe_start: datetime
+    timeframe_end: datetime
+    count: int
+
+
+async def event_volume(
+    uow: UnitOfWork, *, principal: Principal, timeframe_start: datetime, timeframe_end: datetime | None = None
+) -> list[VolumeBucket]:
+    """Events ingested per hour of their timestamp in [start, end), the hours that have any, oldest first."""
+    end = timeframe_end or uow.clock.now()
+    if end <= timeframe_start:
+        raise ValidationFailed("timeframe_end", "must be after timeframe_start")
+    if end - timeframe_start > MAX_VOLUME_WINDOW:
+        raise ValidationFailed("timeframe_start", f"a volume window is at most {MAX_VOLUME_WINDOW.days} days")
+    # Hours as text on both engines: SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" UTC, PostgreSQL formats.
+    hour = (func.to_char(func.timezone("UTC", Event.timestamp), "YYYY-MM-DD HH24") if uow.is_postgres
+            else func.substr(Event.timestamp, 1, 13))
+    statement = (
+        select(hour.label("hour"), func.count().label("count"))
+        .where(Event.org_id == principal.org_id, Event.timestamp >= timeframe_start, Event.timestamp < end)
+        .group_by(hour).order_by(hour)
+    )
+    buckets = []
+    for label, count in await uow.rows(statement):
+        start = datetime.strptime(label, "%Y-%m-%d %H").replace(tzinfo=UTC)
+        buckets.append(VolumeBucket(timeframe_start=start, timeframe_end=start + timedelta(hours=1), count=int(count)))
+    return buckets

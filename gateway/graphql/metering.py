@@ -14,6 +14,7 @@ from gateway.graphql.catalog import ItemType
 from gateway.graphql.inputs import to_fields
 from gateway.graphql.pagination import PageInfo, page_arguments
 from persistence.tables import BillableMetric as MetricRow
+from persistence.tables import Event as EventRow
 
 Resolve = Info[Context, None]
 
@@ -115,3 +116,56 @@ class EventMutations:
                                for key, errors in outcome.validation_failed],
             debug=IngestDebug(ingested=outcome.ingested, duplicate=outcome.duplicate) if debug else None,
         )
+
+
+@strawberry.type(name="Event", description="An ingested usage event; its id is the client's idempotency key.")
+class EventType:
+    customer_id: str | None
+    external_customer_id: str | None
+    event_name: str
+    timestamp: datetime
+
+    @strawberry.field
+    @staticmethod
+    def id(root: EventRow) -> strawberry.ID:
+        return strawberry.ID(root.idempotency_key)
+
+    @strawberry.field
+    @staticmethod
+    def properties(root: EventRow) -> JSON:
+        return root.properties
+
+    @strawberry.field(description="Amended events are not kept yet, so no event is deprecated.")
+    @staticmethod
+    def deprecated(root: EventRow) -> bool:
+        return False
+
+
+@strawberry.type
+class EventVolumeBucket:
+    timeframe_start: datetime
+    timeframe_end: datetime
+    count: int
+
+
+@strawberry.type
+class EventQueries:
+    @strawberry.field(description="Events by id and/or timeframe, newest first (at most 500).")
+    async def events(
+        self, info: Resolve, event_ids: list[str] | None = None, timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+    ) -> list[EventType]:
+        ctx = info.context
+        return await events.search_events(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, event_ids=event_ids, timeframe_start=timeframe_start,
+            timeframe_end=timeframe_end)
+
+    @strawberry.field(description="How many events each hour of a timeframe holds (hours with none left out).")
+    async def event_volume(
+        self, info: Resolve, timeframe_start: datetime, timeframe_end: datetime | None = None
+    ) -> list[EventVolumeBucket]:
+        ctx = info.context
+        buckets = await events.event_volume(ctx.uow, principal=ctx.principal, timeframe_start=timeframe_start,
+                                            timeframe_end=timeframe_end)
+        return [EventVolumeBucket(timeframe_start=b.timeframe_start, timeframe_end=b.timeframe_end, count=b.count)
+                for b in buckets]

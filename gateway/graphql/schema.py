@@ -19,13 +19,14 @@ from strawberry.tools import merge_types
 from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
-from gateway.graphql.metering import EventMutations, MeteringMutations, MeteringQueries
+from gateway.graphql.metering import EventMutations, EventQueries, MeteringMutations, MeteringQueries
 from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceEvaluationQueries, PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 
 Query = merge_types(
-    "Query", (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries)
+    "Query",
+    (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries),
 )
 Mutation = merge_types(
     "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
+from domains.metering.events import ingest_events
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
 from gateway.faces.engine import CompiledRow, Inputs
@@ -53,8 +56,12 @@ async def seeded(database, tenant):
                        "unit_config": {"unit_amount": "49"}}},
             {"name": "Tokens", "item_id": item.id, "billable_metric_id": metric.id, "cadence": "monthly",
              "model_type": "package", "package_config": {"package_amount": "5", "package_size": 1000}}]})
+    now = datetime.now(UTC)
+    await ingest_events(uow, principal=tenant.principal, events=[
+        {"event_name": "llm", "timestamp": (now - timedelta(minutes=5 * i + 1)).isoformat(), "customer_id": parent.id,
+         "idempotency_key": f"ev-{i}", "properties": {"tokens": i * 10, "region": "eu"}} for i in range(3)])
     await uow.close()
-    return {"parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
+    return {"now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
             "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro"}
 
 
@@ -68,6 +75,11 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if path == "/events/search":
+        return [Inputs(body={"event_ids": ["ev-0", "ev-2"]}),
+                Inputs(body={"timeframe_start": (seeded["now"] - timedelta(hours=1)).isoformat()})]
+    if path == "/events/volume":
+        return [Inputs(query={"timeframe_start": (seeded["now"] - timedelta(hours=2)).isoformat()})]
     if path == "/prices/evaluate":
         return [Inputs(body={"timeframe_start": "2020-01-01T00:00:00Z", "timeframe_end": "2030-01-01T00:00:00Z",
                              "customer_id": seeded["parent"], "price_evaluations": [{"price_id": seeded["price"]}]})]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.faces.engine import Body, Path, Query, Row, query_bool, query_int
+from gateway.faces.engine import Body, BodyField, Path, Query, Row, query_bool, query_int
 from gateway.faces.orb.shapes import (
     CUSTOMER,
+    EVENT,
     INGEST_RESULT,
     ITEM,
     METRIC,
     PLAN,
     PRICE,
     PRICE_EVALUATION,
+    VOLUME_BUCKET,
     page_of,
 )
 
@@ -79,5 +81,12 @@ ROWS: list[Row] = [
     Row("POST", "/prices/evaluate", "priceEvaluations", PRICE_EVALUATION,
         args={"input": Body(allow=("timeframe_start", "timeframe_end", "customer_id", "external_customer_id",
                                    "price_evaluations"))},
+        envelope=lambda data, _inputs: {"data": data}),
+    Row("POST", "/events/search", "events", EVENT,
+        args={"eventIds": BodyField("event_ids"), "timeframeStart": BodyField("timeframe_start"),
+              "timeframeEnd": BodyField("timeframe_end")},
+        envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/events/volume", "eventVolume", VOLUME_BUCKET,
+        args={"timeframeStart": Query("timeframe_start"), "timeframeEnd": Query("timeframe_end")},
         envelope=lambda data, _inputs: {"data": data}),
 ]

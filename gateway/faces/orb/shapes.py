@@ -69,6 +69,13 @@ PRICE_EVALUATION = """
   price_id: priceId external_price_id: externalPriceId currency quantity amount
 """
 
+EVENT = """
+  id customer_id: customerId external_customer_id: externalCustomerId event_name: eventName
+  properties timestamp deprecated
+"""
+
+VOLUME_BUCKET = "timeframe_start: timeframeStart timeframe_end: timeframeEnd count"
+
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"
 
 

@@ -87,8 +87,8 @@ class Reader:
     On this kind of machine a round trip through aiosqlite's worker thread costs ~0.4 ms while a
     keyed SQLite read costs a few microseconds, so SQLite reads run on one sqlite3 connection in the
     event loop's thread (WAL: readers never wait on the writer). PostgreSQL reads use the pool in
-    autocommit (no BEGIN/ROLLBACK round trips). A statement without expanding parameters is compiled
-    once and then sent straight to the driver, its columns converted by the same SQLAlchemy type
+    autocommit (no BEGIN/ROLLBACK round trips). A statement is compiled once (once per IN-list
+    length) and then sent straight to the driver, its columns converted by the same SQLAlchemy type
     processors a Core execution would apply.
     """
 
@@ -165,7 +165,7 @@ class Reader:
                 self._raw_sqlite = sqlite3.connect(self._sync.url.database or "", check_same_thread=False,
                                                    isolation_level=None, timeout=30)
                 _read_only(self._raw_sqlite)
-            rows = self._raw_sqlite.execute(prepared.sql, prepared.arguments(params)).fetchall()
+            rows = self._raw_sqlite.execute(*prepared.bound(params)).fetchall()
             return prepared.rows(rows)
         if connection is None:
             async with self._async.connect() as own:  # type: ignore[union-attr]
@@ -177,7 +177,8 @@ class Reader:
         if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
             return (await connection.execute(statement, params)).all()
         raw = await connection.get_raw_connection()
-        records = await raw.driver_connection.fetch(prepared.sql, *prepared.arguments(params))  # type: ignore[union-attr]
+        sql, arguments = prepared.bound(params)
+        records = await raw.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
         return prepared.rows(records)
 
 
@@ -208,21 +209,31 @@ class _Prepared:
         self.sql, self.names, self.defaults = sql, names, defaults
         self.row_type = row_type
         self.converting = [(index, process) for index, process in enumerate(processors) if process is not None]
+        self.expanding: _Expanding | None = None
 
     @classmethod
     def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        if compiled.post_compile_params or compiled._bind_processors or not compiled.positiontup:
-            return None  # expanding IN lists and converted parameters keep SQLAlchemy's path
+        if compiled._bind_processors or not compiled.positiontup:
+            return None  # converted parameters keep SQLAlchemy's path
         columns = compiled._result_columns
         processors = [_result_processor(column.type, dialect) for column in columns]
         row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
         # Parameters the statement carries itself (SQLite renders LIMIT ? OFFSET ? with offset 0).
         defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
-        return cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)
+        prepared = cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)
+        if compiled.post_compile_params:
+            prepared.expanding = _Expanding(compiled, tuple(bind.key for bind in compiled.post_compile_params))
+        return prepared
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if name in params else self.defaults[name] for name in self.names]
+
+    def bound(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL and its positional arguments for these parameters (IN lists expanded)."""
+        if self.expanding is None:
+            return self.sql, self.arguments(params)
+        return self.expanding.bound(params, self.defaults)
 
     def rows(self, records: Iterable[Any]) -> list[Any]:
         make = self.row_type._make  # type: ignore[attr-defined]
@@ -236,6 +247,43 @@ class _Prepared:
                     values[index] = process(value)
             out.append(make(values))
         return out
+
+
+# Distinct IN-list lengths remembered per statement; dataloader batches rarely exceed a page (100).
+_EXPANSIONS_MAX = 256
+
+
+class _Expanding:
+    """A statement with IN lists (`bindparam(..., expanding=True)`): its SQL is rendered once per
+    combination of list lengths, and each call only lays the values out in that order."""
+
+    def __init__(self, compiled: Any, names: tuple[str, ...]) -> None:
+        self.compiled, self.names = compiled, names
+        # lengths -> (sql, one (name, index or None) per placeholder)
+        self._forms: OrderedDict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = OrderedDict()
+
+    def bound(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        lengths = tuple(len(params[name]) for name in self.names)
+        form = self._forms.get(lengths)
+        if form is None:
+            form = self._forms[lengths] = self._render(params)
+            if len(self._forms) > _EXPANSIONS_MAX:
+                self._forms.popitem(last=False)
+        sql, slots = form
+        values = {**defaults, **params}
+        return sql, [values[name] if index is None else values[name][index] for name, index in slots]
+
+    def _render(self, params: Mapping[str, Any]) -> tuple[str, list[tuple[str, int | None]]]:
+        expanded = self.compiled.construct_expanded_state(dict(params))
+        plain = set(self.compiled.positiontup) - set(self.names)
+        slots: list[tuple[str, int | None]] = []
+        for name in expanded.positiontup:
+            if name in plain:
+                slots.append((name, None))
+            else:  # SQLAlchemy names the n-th value of list `keys` keys_n
+                base, _, number = name.rpartition("_")
+                slots.append((base, int(number) - 1))
+        return expanded.statement, slots
 
 
 _READERS: weakref.WeakKeyDictionary[Any, Reader] = weakref.WeakKeyDictionary()

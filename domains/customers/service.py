@@ -192,14 +192,8 @@ async def children_by_parent_ids(
     grouped: dict[str, list[Customer]] = defaultdict(list)
     if not parent_ids:
         return grouped
-    reseller = principal.reseller_id is not None
-    keys = list(set(parent_ids))
-    if len(keys) == 1:  # one parent (a single fetch): a plain equality the reader can prepare once
-        rows = await uow.rows(_read_statement(key="parent_id", reseller=reseller), _scope(principal, key=keys[0]))
-    else:
-        rows = await uow.rows(_read_statement(key="parent_id", many=True, reseller=reseller),
-                              _scope(principal, keys=keys))
-    for child in rows:
+    statement = _read_statement(key="parent_id", many=True, reseller=principal.reseller_id is not None)
+    for child in await uow.rows(statement, _scope(principal, keys=list(set(parent_ids)))):
         grouped[child.parent_id or ""].append(child)  # type: ignore[arg-type]
     return grouped
 

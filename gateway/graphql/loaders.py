@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 from aiodataloader import DataLoader
 
@@ -65,12 +66,30 @@ class PricesByPlanIdLoader(DataLoader[str, list[Price]]):
 
 
 class Loaders:
+    """A request's loaders, each made on first use (most requests touch one or two)."""
+
     def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        self.customer_by_id = CustomerByIdLoader(uow, principal)
-        self.children_by_customer_id = ChildrenByCustomerIdLoader(uow, principal)
-        self.item_by_id = ItemByIdLoader(uow, principal)
-        self.metric_by_id = MetricByIdLoader(uow, principal)
-        self.prices_by_plan_id = PricesByPlanIdLoader(uow, principal)
+        self.uow, self.principal = uow, principal
+
+    @cached_property
+    def customer_by_id(self) -> CustomerByIdLoader:
+        return CustomerByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def children_by_customer_id(self) -> ChildrenByCustomerIdLoader:
+        return ChildrenByCustomerIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def item_by_id(self) -> ItemByIdLoader:
+        return ItemByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def metric_by_id(self) -> MetricByIdLoader:
+        return MetricByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def prices_by_plan_id(self) -> PricesByPlanIdLoader:
+        return PricesByPlanIdLoader(self.uow, self.principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

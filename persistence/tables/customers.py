@@ -24,7 +24,8 @@ class Customer(SQLModel, table=True):
     __table_args__ = (
         Index("ix_customers_org_id", "org_id", "id"),
         Index("ix_customers_org_external", "org_id", "external_customer_id", unique=True),
-        Index("ix_customers_org_parent", "org_id", "parent_id"),
+        # Children come oldest first: with the id in the index SQLite does not trade the filter for the order.
+        Index("ix_customers_org_parent", "org_id", "parent_id", "id"),
         Index("ix_customers_org_status", "org_id", "status", "id"),
     )
 

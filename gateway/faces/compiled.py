@@ -30,11 +30,19 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
+    NamedTypeNode,
+    NonNullTypeNode,
     OperationDefinitionNode,
     SelectionSetNode,
     get_named_type,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.get_variable_signature import get_variable_signature
+from graphql.execution.values import (
+    VariableValues,
+    VariableValueSource,
+    get_argument_values,
+    get_variable_values,
+)
 from strawberry.types.info import Info as StrawberryInfo
 
 from domains.errors import ValidationFailed
@@ -266,6 +274,28 @@ def _root_call(definition: Any) -> Callable[[GraphQLResolveInfo, dict[str, Any]]
     return call
 
 
+# Built-in scalars whose coercion returns a value of this class unchanged. (Int is left out: it also
+# checks the 32-bit range.)
+_UNCHANGED_BY_COERCION = {"ID": str, "String": str, "Boolean": bool}
+
+
+def _plain_variables(schema: GraphQLSchema, operation: OperationDefinitionNode) -> dict[str, tuple[type, Any]] | None:
+    """Variable name -> (the class a value needs to skip coercion, its signature), when every variable
+    is a non-null built-in scalar without a default; None otherwise."""
+    plain: dict[str, tuple[type, Any]] = {}
+    for definition in operation.variable_definitions or ():
+        type_node = definition.type
+        if not isinstance(type_node, NonNullTypeNode) or definition.default_value is not None:
+            return None
+        named = type_node.type
+        kind = _UNCHANGED_BY_COERCION.get(named.name.value) if isinstance(named, NamedTypeNode) else None
+        signature = get_variable_signature(schema, definition)
+        if kind is None or isinstance(signature, GraphQLError):
+            return None
+        plain[definition.variable.name.value] = (kind, signature)
+    return plain
+
+
 class CompiledQuery:
     """One query document of the shape `query(...) { result: field(args) { ... } }`, compiled."""
 
@@ -286,6 +316,7 @@ class CompiledQuery:
         self.render = generator.build(plan)
         self.resolver_fields = generator.resolver_fields
         self.source = "\n".join(generator.lines)
+        self.plain_variables = _plain_variables(schema, operation)
 
     def _check_field_arguments(self, plan: Plan) -> None:
         """Arguments below the root must be literals, so they are worked out once here."""
@@ -304,10 +335,24 @@ class CompiledQuery:
         return GraphQLResolveInfo(node.name.value, [node], definition.type, parent, None, self.schema, {}, None,  # type: ignore[arg-type]
                                   self.operation, variables, context, isawaitable, None, None)  # type: ignore[arg-type]
 
-    async def execute(self, context: Any, variables: dict[str, Any]) -> Any:
+    def _coerce(self, variables: dict[str, Any]) -> Any:
+        # Values that already are what the scalar's coercion would return need none (a face's id);
+        # anything else, and every absent variable, takes graphql-core's full coercion.
+        plain = self.plain_variables
+        if plain is not None and len(variables) == len(plain):
+            for name, (kind, _) in plain.items():
+                if variables.get(name).__class__ is not kind:
+                    break
+            else:
+                sources = {name: VariableValueSource(signature, variables[name]) for name, (_, signature) in plain.items()}
+                return VariableValues(sources, variables)
         coerced = get_variable_values(self.schema, self.operation.variable_definitions or (), variables)
         if isinstance(coerced, list):
             raise ValidationFailed("body", coerced[0].message)
+        return coerced
+
+    async def execute(self, context: Any, variables: dict[str, Any]) -> Any:
+        coerced = self._coerce(variables)
         root_info = self._info(self.root_node, self.root_definition, self.root_type, context, coerced)
         arguments = get_argument_values(self.root_definition, self.root_node, coerced)
         if self.root_call is not None:

@@ -33,7 +33,8 @@ Mutation = merge_types(
 )
 
 MAX_DEPTH = 12
-_DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
+MAX_TOKENS = 5_000
+DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
 
 schema = strawberry.Schema(
     query=Query,
@@ -44,8 +45,8 @@ schema = strawberry.Schema(
         MutationTransaction,
         # The depth rule is built once: the validation cache keys on the rule classes, so a rule
         # made per request would turn every request into a cache miss.
-        lambda: AddValidationRules(_DEPTH_RULES),
-        lambda: MaxTokensLimiter(max_token_count=5_000),
+        lambda: AddValidationRules(DEPTH_RULES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         # Their LRU caches live at module level, shared by every request's fresh instance.
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),

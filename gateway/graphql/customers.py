@@ -337,7 +337,10 @@ class CustomerQueries:
     @strawberry.field(description="A customer by id.")
     async def customer(self, info: Resolve, id: strawberry.ID) -> CustomerType:
         ctx = info.context
-        return await customers.get_customer(ctx.uow, principal=ctx.principal, customer_id=id)  # type: ignore[return-value]
+        # Children come with the customer (Orb's customer object always shows them): no second trip.
+        customer, children = await customers.get_customer_with_children(ctx.uow, principal=ctx.principal, customer_id=id)
+        ctx.loaders.children_by_customer_id.prime(customer.id, children)
+        return customer  # type: ignore[return-value]
 
     @strawberry.field(description="A customer by the caller's own id for it.")
     async def customer_by_external_id(self, info: Resolve, external_customer_id: str) -> CustomerType:

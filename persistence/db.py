@@ -275,14 +275,15 @@ class _Expanding:
         self._forms: OrderedDict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = OrderedDict()
 
     def bound(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[str, list[Any]]:
-        lengths = tuple(len(params[name]) for name in self.names)
+        # A literal list (`.in_([...])`) travels in the statement's defaults, a bound one in params.
+        values = {**defaults, **params}
+        lengths = tuple(len(values[name]) for name in self.names)
         form = self._forms.get(lengths)
         if form is None:
-            form = self._forms[lengths] = self._render(params)
+            form = self._forms[lengths] = self._render(values)
             if len(self._forms) > _EXPANSIONS_MAX:
                 self._forms.popitem(last=False)
         sql, slots = form
-        values = {**defaults, **params}
         return sql, [values[name] if index is None else values[name][index] for name, index in slots]
 
     def _render(self, params: Mapping[str, Any]) -> tuple[str, list[tuple[str, int | None]]]:

@@ -7,13 +7,14 @@ periods are anchored on ``start_date`` (see domains.billing.periods).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
 
-from domains.billing.periods import CADENCE_MONTHS, billing_period_for
+from domains.billing.periods import CADENCE_MONTHS, Period, billing_period_for
 from domains.catalog import plans
 from domains.customers import service as customers
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
@@ -23,6 +24,7 @@ from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, Plan, Price, Subscription
+from persistence.types import UTCDateTime
 
 STATUSES = ("active", "ended", "upcoming")
 CANCEL_OPTIONS = ("end_of_subscription_term", "immediate", "requested_date")
@@ -43,7 +45,7 @@ def subscription_status(subscription: Subscription, now: datetime) -> str:
     return "upcoming" if subscription.start_date > now else "active"
 
 
-def _status_condition(status: str, now: datetime) -> ColumnElement[bool]:
+def _status_condition(status: str, now: Any) -> ColumnElement[bool]:
     """The SQL twin of subscription_status, so lists filter in the database."""
     start, end = Subscription.start_date, Subscription.end_date
     ended = and_(end.is_not(None), or_(end <= now, end <= start))  # type: ignore[union-attr,operator]
@@ -161,18 +163,42 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     return subscription
 
 
-def _read(principal: Principal) -> Any:
-    statement = select(*_READ_COLUMNS).where(Subscription.org_id == principal.org_id)
-    if principal.reseller_id is not None:
+@cache
+def _read_statement(
+    *, key: bool = False, many: bool = False, reseller: bool = False, customer: bool = False,
+    status: str | None = None, after: bool = False, page: bool = False,
+) -> Select[Any]:
+    """Read statements built once per shape, with bound parameters (the readers prepare them once)."""
+    statement = select(*_READ_COLUMNS).where(Subscription.org_id == bindparam("org_id"))
+    if reseller:
         # A reseller's key sees only its customers' subscriptions.
         statement = statement.join(Customer, Customer.id == Subscription.customer_id).where(
-            Customer.org_id == principal.org_id, Customer.reseller_id == principal.reseller_id)
+            Customer.org_id == bindparam("org_id"), Customer.reseller_id == bindparam("reseller_id"))
+    if key:
+        column = Subscription.__table__.c.id  # type: ignore[attr-defined]
+        statement = statement.where(column.in_(bindparam("keys", expanding=True)) if many else column == bindparam("key"))
+    if customer:
+        statement = statement.where(Subscription.customer_id == bindparam("customer_id"))
+    if status is not None:
+        statement = statement.where(_status_condition(status, bindparam("now", type_=UTCDateTime)))
+    if after:
+        statement = statement.where(Subscription.id < bindparam("after_id"))
+    if page:
+        statement = statement.order_by(Subscription.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
     return statement
+
+
+def _scope(principal: Principal, **params: Any) -> dict[str, Any]:
+    params["org_id"] = principal.org_id
+    if principal.reseller_id is not None:
+        params["reseller_id"] = principal.reseller_id
+    return params
 
 
 async def get_subscription(uow: UnitOfWork, *, principal: Principal, subscription_id: str) -> Subscription:
     """The subscription with this id in the caller's organisation, or NotFound."""
-    rows = await uow.rows(_read(principal).where(Subscription.id == subscription_id))
+    statement = _read_statement(key=True, reseller=principal.reseller_id is not None)
+    rows = await uow.rows(statement, _scope(principal, key=subscription_id))
     if not rows:
         raise NotFound(f"subscription {subscription_id!r} was not found", field="subscription_id")
     return rows[0]  # type: ignore[return-value]
@@ -184,7 +210,8 @@ async def subscriptions_by_ids(
     """One statement for many ids (the dataloaders' batch)."""
     if not ids:
         return {}
-    rows = await uow.rows(_read(principal).where(Subscription.id.in_(list(set(ids)))))  # type: ignore[attr-defined]
+    statement = _read_statement(key=True, many=True, reseller=principal.reseller_id is not None)
+    rows = await uow.rows(statement, _scope(principal, keys=list(set(ids))))
     return {row.id: row for row in rows}  # type: ignore[misc]
 
 
@@ -200,25 +227,28 @@ async def list_subscriptions(
 ) -> Page[Subscription]:
     """Newest first, by keyset on the time-ordered id; filters combine (an unknown customer lists nothing)."""
     limit = page_size(limit)
-    statement = _read(principal)
-    if status is not None:
-        if status not in STATUSES:
-            raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
-        statement = statement.where(_status_condition(status, uow.clock.now()))
-    if customer_id is not None:
-        statement = statement.where(Subscription.customer_id == customer_id)
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
+    params = _scope(principal, limit=limit + 1)
+    customer_ids = {customer_id} if customer_id is not None else set()
     if external_customer_id is not None:
         try:
             customer = await customers.get_customer_by_external_id(
                 uow, principal=principal, external_customer_id=external_customer_id)
         except NotFound:
-            statement = statement.where(false())
-        else:
-            statement = statement.where(Subscription.customer_id == customer.id)
+            return Page(items=[], has_more=False, next_cursor=None)
+        customer_ids.add(customer.id)
+    if len(customer_ids) > 1:  # two filters naming different customers
+        return Page(items=[], has_more=False, next_cursor=None)
+    if customer_ids:
+        params["customer_id"] = customer_ids.pop()
+    if status is not None:
+        params["now"] = uow.clock.now()
     if after_id is not None:
-        statement = statement.where(Subscription.id < after_id)
-    statement = statement.order_by(Subscription.id.desc()).limit(limit + 1)  # type: ignore[attr-defined]
-    return Page.from_rows(await uow.rows(statement), limit)
+        params["after_id"] = after_id
+    statement = _read_statement(reseller=principal.reseller_id is not None, customer="customer_id" in params,
+                                status=status, after=after_id is not None, page=True)
+    return Page.from_rows(await uow.rows(statement, params), limit)
 
 
 async def _for_update(uow: UnitOfWork, principal: Principal, subscription_id: str) -> Subscription:
@@ -251,11 +281,33 @@ async def update_subscription(
     return subscription
 
 
-async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> str:
-    """The cadence of a plan's term: its longest recurring price cadence (monthly when it has none)."""
-    rows = await uow.rows(select(Price.cadence).where(Price.org_id == principal.org_id, Price.plan_id == plan_id))
-    recurring = [row.cadence for row in rows if row.cadence != "one_time"]
+def term_cadence(cadences: Iterable[str]) -> str:
+    """A plan's term: its longest recurring price cadence (monthly when it has none), as in Orb's
+    "monthly usage + annual platform fee = an annual term"."""
+    recurring = [c for c in cadences if c != "one_time"]
     return max(recurring, key=CADENCE_MONTHS.__getitem__, default="monthly")
+
+
+def billing_cadence(cadences: Iterable[str]) -> str:
+    """How often a plan invoices: its shortest recurring price cadence (monthly when it has none)."""
+    recurring = [c for c in cadences if c != "one_time"]
+    return min(recurring, key=CADENCE_MONTHS.__getitem__, default="monthly")
+
+
+def current_billing_period(subscription: Subscription, cadences: Iterable[str], now: datetime) -> Period | None:
+    """The billing period (of the plan's billing cadence) holding ``now``, cut at the end date; None
+    unless the subscription is active (as Orb leaves it null for upcoming and ended ones)."""
+    if subscription_status(subscription, now) != "active":
+        return None
+    period = billing_period_for(subscription.start_date, billing_cadence(cadences), now)
+    if subscription.end_date is not None and subscription.end_date < period.end:
+        return Period(period.start, subscription.end_date)
+    return period
+
+
+async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> str:
+    rows = await uow.rows(select(Price.cadence).where(Price.org_id == principal.org_id, Price.plan_id == plan_id))
+    return term_cadence(row.cadence for row in rows)
 
 
 async def cancel_subscription(

@@ -16,3 +16,19 @@ def currency(field: str, value: Any) -> str:
     if not isinstance(value, str) or value.upper() not in CURRENCIES:
         raise ValidationFailed(field, f"{value!r} is not an ISO 4217 currency code")
     return value.upper()
+
+
+# ISO 4217 minor-unit exponents that are not 2 (digits after the decimal point of the smallest unit).
+# XCU, Orb's credit unit, is given cents like most currencies.
+_MINOR_UNITS = {
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV",
+                     "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+}
+
+
+def minor_unit_places(code: str) -> int:
+    """Decimal places of the currency's smallest unit (2 for USD, 0 for JPY, 3 for KWD)."""
+    if code.upper() not in CURRENCIES:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return _MINOR_UNITS.get(code.upper(), 2)

@@ -165,3 +165,17 @@ async def list_plans(
     if after_id is not None:
         params["after_id"] = after_id
     return Page.from_rows(await uow.rows(_read_statement(after=after_id is not None), params), limit)
+
+
+async def plans_by_ids(uow: UnitOfWork, *, principal: Principal, ids: list[str] | tuple[str, ...]) -> dict[str, Plan]:
+    """One statement for many ids (the dataloaders' batch)."""
+    if not ids:
+        return {}
+    rows = await uow.rows(_many_statement(), {"org_id": principal.org_id, "keys": list(set(ids))})
+    return {row.id: row for row in rows}  # type: ignore[misc]
+
+
+@cache
+def _many_statement() -> Select[Any]:
+    return select(*_READ_COLUMNS).where(Plan.org_id == bindparam("org_id"),
+                                        Plan.id.in_(bindparam("keys", expanding=True)))  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from domains.amounts import bounded
+from domains.billing.periods import CADENCE_MONTHS, CADENCES  # noqa: F401  (CADENCE_MONTHS: the graph reads it here)
 from domains.catalog.config_parsing import parse_config
 from domains.catalog.items import items_by_ids
 from domains.catalog.price_configs import MODEL_TYPES, PriceConfig, config_to_json
@@ -28,7 +29,6 @@ from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import BillableMetric, Price
 
-CADENCES = ("one_time", "monthly", "quarterly", "semi_annual", "annual")
 _CONFIG_FIELDS = frozenset(f"{model}_config" for model in MODEL_TYPES)
 _FIELDS = frozenset({"name", "item_id", "cadence", "currency", "model_type", "billable_metric_id",
                      "external_price_id", "fixed_price_quantity", "metadata"}) | _CONFIG_FIELDS
@@ -36,10 +36,6 @@ _READ_COLUMNS = [
     column.label("price_metadata") if column.name == "metadata" else column
     for column in Price.__table__.columns  # type: ignore[attr-defined]
 ]
-
-
-# Months per billing period of each cadence (a one-time price is billed in the period it starts).
-CADENCE_MONTHS = {"one_time": 1, "monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 
 
 def price_type(price: Price) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select, union_all, update
+from sqlalchemy import Select, bindparam, delete, func, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
 from domains.currencies import currency
@@ -21,7 +21,7 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Customer, CustomFieldDefinition
+from persistence.tables import Customer, CustomFieldDefinition, Subscription
 
 # The fields a caller may set, with the rule that cleans each (Orb's names are the domain's names).
 _SIMPLE_RULES: dict[str, Any] = {
@@ -259,9 +259,12 @@ async def update_customer_by_external_id(
 
 
 async def delete_customer(uow: UnitOfWork, *, principal: Principal, customer_id: str) -> Customer:
-    """Delete a customer for good; its children leave the hierarchy and stay."""
+    """Delete a customer for good, with its subscriptions (as Orb does); its children leave the hierarchy and stay."""
     async with uow.transaction():
         customer = await _customer_for_update(uow, principal, id=customer_id)
+        await uow.session.execute(
+            delete(Subscription).where(Subscription.org_id == principal.org_id, Subscription.customer_id == customer.id)
+        )
         await uow.session.execute(
             update(Customer)
             .where(Customer.org_id == principal.org_id, Customer.parent_id == customer.id)

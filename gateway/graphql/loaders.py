@@ -7,12 +7,12 @@ from functools import cached_property
 
 from aiodataloader import DataLoader
 
-from domains.catalog import items, prices
+from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import BillableMetric, Customer, Item, Price
+from persistence.tables import BillableMetric, Customer, Item, Plan, Price
 
 
 class CustomerByIdLoader(DataLoader[str, Customer | None]):
@@ -65,6 +65,16 @@ class PricesByPlanIdLoader(DataLoader[str, list[Price]]):
         return [grouped.get(key, []) for key in keys]
 
 
+class PlanByIdLoader(DataLoader[str, Plan | None]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Plan | None]:
+        found = await plans.plans_by_ids(self.uow, principal=self.principal, ids=list(keys))
+        return [found.get(key) for key in keys]
+
+
 class Loaders:
     """A request's loaders, each made on first use (most requests touch one or two)."""
 
@@ -90,6 +100,10 @@ class Loaders:
     @cached_property
     def prices_by_plan_id(self) -> PricesByPlanIdLoader:
         return PricesByPlanIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def plan_by_id(self) -> PlanByIdLoader:
+        return PlanByIdLoader(self.uow, self.principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

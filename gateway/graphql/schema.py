@@ -23,13 +23,17 @@ from gateway.graphql.metering import EventMutations, EventQueries, MeteringMutat
 from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceEvaluationQueries, PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
+from gateway.graphql.subscriptions import SubscriptionMutations, SubscriptionQueries
 
 Query = merge_types(
     "Query",
-    (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries),
+    (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries,
+     SubscriptionQueries),
 )
 Mutation = merge_types(
-    "Mutation", (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations)
+    "Mutation",
+    (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations,
+     SubscriptionMutations),
 )
 
 MAX_DEPTH = 12

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domains.billing import subscriptions
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
@@ -56,13 +57,17 @@ async def seeded(database, tenant):
                        "unit_config": {"unit_amount": "49"}}},
             {"name": "Tokens", "item_id": item.id, "billable_metric_id": metric.id, "cadence": "monthly",
              "model_type": "package", "package_config": {"package_amount": "5", "package_size": 1000}}]})
+    subscription = await subscriptions.create_subscription(uow, principal=tenant.principal, fields={
+        "customer_id": child.id, "plan_id": plan.id, "start_date": datetime(2024, 1, 31, tzinfo=UTC),
+        "metadata": {"deal": "q1"}})
     now = datetime.now(UTC)
     await ingest_events(uow, principal=tenant.principal, events=[
         {"event_name": "llm", "timestamp": (now - timedelta(minutes=5 * i + 1)).isoformat(), "customer_id": parent.id,
          "idempotency_key": f"ev-{i}", "properties": {"tokens": i * 10, "region": "eu"}} for i in range(3)])
     await uow.close()
     return {"now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
-            "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro"}
+            "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro",
+            "subscription": subscription.id}
 
 
 def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
@@ -83,6 +88,10 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
     if path == "/prices/evaluate":
         return [Inputs(body={"timeframe_start": "2020-01-01T00:00:00Z", "timeframe_end": "2030-01-01T00:00:00Z",
                              "customer_id": seeded["parent"], "price_evaluations": [{"price_id": seeded["price"]}]})]
+    if "{subscription_id}" in path:
+        return [Inputs(path={"subscription_id": seeded["subscription"]})]
+    if path == "/subscriptions":
+        return [Inputs(), Inputs(query={"status": "active", "customer_id": seeded["child"]})]
     if "{plan_id}" in path:
         return [Inputs(path={"plan_id": seeded["plan"]})]
     if "{external_plan_id}" in path:

@@ -14,6 +14,7 @@ from gateway.faces.orb.shapes import (
     PLAN,
     PRICE,
     PRICE_EVALUATION,
+    SUBSCRIPTION,
     VOLUME_BUCKET,
     page_of,
 )
@@ -33,6 +34,11 @@ PRICE_FIELDS = (
     "fixed_price_quantity", "metadata", "unit_config", "tiered_config", "package_config", "matrix_config",
     "bulk_config", "tiered_package_config", "grouped_tiered_config", "threshold_total_amount_config",
 )
+
+SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
+                       "auto_collection", "metadata")
+SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
+                          "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
 
 PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata")
 
@@ -76,6 +82,16 @@ ROWS: list[Row] = [
         args={"id": Path("plan_id"), "input": Body(allow=("metadata", "external_plan_id", "name", "description"))}),
     Row("GET", "/plans/external_plan_id/{external_plan_id}", "planByExternalId", PLAN,
         args={"externalPlanId": Path("external_plan_id")}),
+    Row("GET", "/subscriptions", "subscriptions", page_of(SUBSCRIPTION), args=SUBSCRIPTION_LIST_ARGS),
+    Row("POST", "/subscriptions", "createSubscription", SUBSCRIPTION, status=201,
+        args={"input": Body(allow=SUBSCRIPTION_FIELDS)}),
+    Row("GET", "/subscriptions/{subscription_id}", "subscription", SUBSCRIPTION, args={"id": Path("subscription_id")}),
+    Row("PUT", "/subscriptions/{subscription_id}", "updateSubscription", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=("metadata",))}),
+    Row("POST", "/subscriptions/{subscription_id}/cancel", "cancelSubscription", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=("cancel_option", "cancellation_date"))}),
+    Row("POST", "/subscriptions/{subscription_id}/unschedule_cancellation", "unscheduleSubscriptionCancellation",
+        SUBSCRIPTION, args={"id": Path("subscription_id")}),
     Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,
         args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool)}),
     Row("POST", "/prices/evaluate", "priceEvaluations", PRICE_EVALUATION,

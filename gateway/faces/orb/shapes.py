@@ -60,6 +60,17 @@ PLAN = f"""
   product {{ id name created_at: createdAt }}
 """
 
+SUBSCRIPTION = f"""
+  id customer {{ {CUSTOMER} }} plan {{ {PLAN} }} status start_date: startDate end_date: endDate
+  current_billing_period_start_date: currentBillingPeriodStartDate
+  current_billing_period_end_date: currentBillingPeriodEndDate net_terms: netTerms auto_collection: autoCollection
+  metadata created_at: createdAt billing_cycle_day: billingCycleDay
+  billing_cycle_anchor_configuration: billingCycleAnchorConfiguration {{ day month year }}
+  trial_info: trialInfo {{ end_date: endDate }} active_plan_phase_order: activePlanPhaseOrder
+  redeemed_coupon: redeemedCoupon discount_intervals: discountIntervals adjustment_intervals: adjustmentIntervals
+  minimum_intervals: minimumIntervals maximum_intervals: maximumIntervals
+"""
+
 INGEST_RESULT = """
   validation_failed: validationFailed { idempotency_key: idempotencyKey validation_errors: validationErrors }
   debug { ingested duplicate }

@@ -1,0 +1,1 @@
+"""Billing: subscriptions, their billing periods and proration."""

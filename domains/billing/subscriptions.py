@@ -1,0 +1,371 @@
+"""Subscriptions: a customer on a plan from a start date, until cancelled. One function per verb.
+
+Status is derived, never stored: ``upcoming`` before the start, ``active`` from the start until the
+end date, ``ended`` from the end date on (or at once when it ends the moment it starts). Billing
+periods are anchored on ``start_date`` (see domains.billing.periods).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
+
+from domains.billing.periods import CADENCE_MONTHS, Period, billing_period_for
+from domains.catalog import plans
+from domains.customers import service as customers
+from domains.errors import ConstraintViolation, NotFound, ValidationFailed
+from domains.metadata import merge_metadata
+from domains.pagination import Page, page_size
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.ids import new_id
+from persistence.tables import Customer, Plan, Price, Subscription
+from persistence.types import UTCDateTime
+
+STATUSES = ("active", "ended", "upcoming")
+CANCEL_OPTIONS = ("end_of_subscription_term", "immediate", "requested_date")
+_CREATE_FIELDS = frozenset({"customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date",
+                            "net_terms", "auto_collection", "metadata"})
+_UPDATE_FIELDS = frozenset({"metadata"})
+_READ_COLUMNS = [
+    column.label("subscription_metadata") if column.name == "metadata" else column
+    for column in Subscription.__table__.columns  # type: ignore[attr-defined]
+]
+
+
+def subscription_status(subscription: Subscription, now: datetime) -> str:
+    """upcoming / active / ended at ``now`` (a subscription ending at its start never runs: ended)."""
+    end = subscription.end_date
+    if end is not None and (end <= now or end <= subscription.start_date):
+        return "ended"
+    return "upcoming" if subscription.start_date > now else "active"
+
+
+def _status_condition(status: str, now: Any) -> ColumnElement[bool]:
+    """The SQL twin of subscription_status, so lists filter in the database."""
+    start, end = Subscription.start_date, Subscription.end_date
+    ended = and_(end.is_not(None), or_(end <= now, end <= start))  # type: ignore[union-attr,operator]
+    if status == "ended":
+        return ended
+    open_after = or_(end.is_(None), and_(end > now, end > start))  # type: ignore[union-attr,operator]
+    if status == "upcoming":
+        return and_(start > now, open_after)  # type: ignore[operator]
+    return and_(start <= now, open_after)  # type: ignore[operator]
+
+
+def _instant(field: str, value: Any) -> datetime:
+    """An aware instant (a datetime, or ISO 8601 text with a timezone), in UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationFailed(field, f"{value!r} is not an ISO 8601 date-time") from None
+    if not isinstance(value, datetime):
+        raise ValidationFailed(field, "must be an ISO 8601 date-time")
+    if value.tzinfo is None:
+        raise ValidationFailed(field, "needs a timezone (Z or an offset)")
+    return value.astimezone(UTC)
+
+
+def _net_terms(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 365:
+        raise ValidationFailed("net_terms", "must be a whole number of days from 0 to 365")
+    return value
+
+
+def _one_of_ids(fields: Mapping[str, Any], by_id: str, by_external: str) -> tuple[str, str]:
+    """Exactly one of an id and an external id: (the field given, its value)."""
+    given = [key for key in (by_id, by_external) if fields.get(key) is not None]
+    if not given:
+        raise ValidationFailed(by_id, f"{by_id} or {by_external} is required")
+    if len(given) == 2:
+        raise ValidationFailed(by_external, f"give {by_id} or {by_external}, not both")
+    key = given[0]
+    if not isinstance(fields[key], str) or not fields[key]:
+        raise ValidationFailed(key, "must be a non-empty string")
+    return key, fields[key]
+
+
+async def _customer_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Customer:
+    key, value = _one_of_ids(fields, "customer_id", "external_customer_id")
+    try:
+        if key == "customer_id":
+            return await customers.get_customer(uow, principal=principal, customer_id=value)
+        return await customers.get_customer_by_external_id(uow, principal=principal, external_customer_id=value)
+    except NotFound:
+        # A reference in the body: bad input naming the field, like an unknown item_id on a price.
+        raise ValidationFailed(key, f"no customer with {key} {value!r} exists") from None
+
+
+async def _plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Plan:
+    key, value = _one_of_ids(fields, "plan_id", "external_plan_id")
+    try:
+        if key == "plan_id":
+            plan = await plans.get_plan(uow, principal=principal, plan_id=value)
+        else:
+            plan = await plans.get_plan_by_external_id(uow, principal=principal, external_plan_id=value)
+    except NotFound:
+        raise ValidationFailed(key, f"no plan with {key} {value!r} exists") from None
+    if plan.status != "active":
+        raise ValidationFailed(key, f"plan {plan.id!r} is {plan.status}; only an active plan can be subscribed to")
+    return plan
+
+
+async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Subscription:
+    """Subscribe a customer (by id or external id) to a plan (by id or external_plan_id).
+
+    ``start_date`` defaults to now and may be in the past (backdated) or the future (upcoming).
+    ``net_terms`` defaults to the plan's (0 when it has none); ``auto_collection`` left null follows
+    the customer's setting. A customer with no currency yet takes the plan's (as Orb does); one with
+    another currency is refused, naming the plan field.
+    """
+    unknown = sorted(set(fields) - _CREATE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a subscription field")
+    now = uow.clock.now()
+    start = now if fields.get("start_date") is None else _instant("start_date", fields["start_date"])
+    auto_collection = fields.get("auto_collection")
+    if auto_collection is not None and not isinstance(auto_collection, bool):
+        raise ValidationFailed("auto_collection", "must be true, false or null")
+    metadata = merge_metadata("metadata", fields.get("metadata") or {})
+    customer = await _customer_of(uow, principal, fields)
+    plan = await _plan_of(uow, principal, fields)
+    plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
+    if customer.currency is not None and customer.currency != plan.currency:
+        raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed in "
+                                           f"{customer.currency}")
+    net_terms = _net_terms(fields["net_terms"]) if fields.get("net_terms") is not None else (plan.net_terms or 0)
+    subscription = Subscription(
+        id=new_id(), org_id=principal.org_id, customer_id=customer.id, plan_id=plan.id, currency=plan.currency,
+        start_date=start, end_date=None, net_terms=net_terms, auto_collection=auto_collection,
+        subscription_metadata=metadata, created_at=now, updated_at=now,
+    )
+    async with uow.transaction():
+        if customer.currency is None:
+            # Only if still unset: a concurrent subscription in another currency must not be overwritten.
+            claimed = await uow.session.execute(
+                update(Customer)
+                .where(Customer.org_id == principal.org_id, Customer.id == customer.id,
+                       Customer.currency.is_(None))  # type: ignore[union-attr]
+                .values(currency=plan.currency, updated_at=now)
+            )
+            if claimed.rowcount == 0:  # type: ignore[attr-defined]
+                current = await customers.get_customer(uow, principal=principal, customer_id=customer.id)
+                if current.currency != plan.currency:
+                    raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed "
+                                                      f"in {current.currency}")
+        uow.session.add(subscription)
+        await uow.session.flush()
+    return subscription
+
+
+@cache
+def _read_statement(
+    *, key: bool = False, many: bool = False, reseller: bool = False, customer: bool = False,
+    status: str | None = None, after: bool = False, page: bool = False,
+) -> Select[Any]:
+    """Read statements built once per shape, with bound parameters (the readers prepare them once)."""
+    statement = select(*_READ_COLUMNS).where(Subscription.org_id == bindparam("org_id"))
+    if reseller:
+        # A reseller's key sees only its customers' subscriptions.
+        statement = statement.join(Customer, Customer.id == Subscription.customer_id).where(
+            Customer.org_id == bindparam("org_id"), Customer.reseller_id == bindparam("reseller_id"))
+    if key:
+        column = Subscription.__table__.c.id  # type: ignore[attr-defined]
+        statement = statement.where(column.in_(bindparam("keys", expanding=True)) if many else column == bindparam("key"))
+    if customer:
+        statement = statement.where(Subscription.customer_id == bindparam("customer_id"))
+    if status is not None:
+        statement = statement.where(_status_condition(status, bindparam("now", type_=UTCDateTime)))
+    if after:
+        statement = statement.where(Subscription.id < bindparam("after_id"))
+    if page:
+        statement = statement.order_by(Subscription.id.desc()).limit(bindparam("limit"))  # type: ignore[attr-defined]
+    return statement
+
+
+def _scope(principal: Principal, **params: Any) -> dict[str, Any]:
+    params["org_id"] = principal.org_id
+    if principal.reseller_id is not None:
+        params["reseller_id"] = principal.reseller_id
+    return params
+
+
+async def get_subscription(uow: UnitOfWork, *, principal: Principal, subscription_id: str) -> Subscription:
+    """The subscription with this id in the caller's organisation, or NotFound."""
+    statement = _read_statement(key=True, reseller=principal.reseller_id is not None)
+    rows = await uow.rows(statement, _scope(principal, key=subscription_id))
+    if not rows:
+        raise NotFound(f"subscription {subscription_id!r} was not found", field="subscription_id")
+    return rows[0]  # type: ignore[return-value]
+
+
+async def subscriptions_by_ids(
+    uow: UnitOfWork, *, principal: Principal, ids: Sequence[str]
+) -> dict[str, Subscription]:
+    """One statement for many ids (the dataloaders' batch)."""
+    if not ids:
+        return {}
+    statement = _read_statement(key=True, many=True, reseller=principal.reseller_id is not None)
+    rows = await uow.rows(statement, _scope(principal, keys=list(set(ids))))
+    return {row.id: row for row in rows}  # type: ignore[misc]
+
+
+async def list_subscriptions(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    customer_id: str | None = None,
+    external_customer_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    after_id: str | None = None,
+) -> Page[Subscription]:
+    """Newest first, by keyset on the time-ordered id; filters combine (an unknown customer lists nothing)."""
+    limit = page_size(limit)
+    if status is not None and status not in STATUSES:
+        raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
+    params = _scope(principal, limit=limit + 1)
+    customer_ids = {customer_id} if customer_id is not None else set()
+    if external_customer_id is not None:
+        try:
+            customer = await customers.get_customer_by_external_id(
+                uow, principal=principal, external_customer_id=external_customer_id)
+        except NotFound:
+            return Page(items=[], has_more=False, next_cursor=None)
+        customer_ids.add(customer.id)
+    if len(customer_ids) > 1:  # two filters naming different customers
+        return Page(items=[], has_more=False, next_cursor=None)
+    if customer_ids:
+        params["customer_id"] = customer_ids.pop()
+    if status is not None:
+        params["now"] = uow.clock.now()
+    if after_id is not None:
+        params["after_id"] = after_id
+    statement = _read_statement(reseller=principal.reseller_id is not None, customer="customer_id" in params,
+                                status=status, after=after_id is not None, page=True)
+    return Page.from_rows(await uow.rows(statement, params), limit)
+
+
+async def _for_update(uow: UnitOfWork, principal: Principal, subscription_id: str) -> Subscription:
+    """The ORM instance to change, locked on PostgreSQL until the transaction ends."""
+    await get_subscription(uow, principal=principal, subscription_id=subscription_id)  # scope (reseller) check
+    statement = select(Subscription).where(Subscription.org_id == principal.org_id, Subscription.id == subscription_id)
+    if uow.is_postgres:
+        statement = statement.with_for_update()
+    subscription = (await uow.session.execute(statement)).scalar_one_or_none()
+    if subscription is None:
+        raise NotFound(f"subscription {subscription_id!r} was not found", field="subscription_id")
+    return subscription
+
+
+async def update_subscription(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
+) -> Subscription:
+    """Change a subscription's metadata (keys given are set, a key given null is removed)."""
+    unknown = sorted(set(fields) - _UPDATE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a subscription field that can be updated")
+    async with uow.transaction():
+        subscription = await _for_update(uow, principal, subscription_id)
+        if "metadata" in fields:
+            given = fields["metadata"]
+            current = subscription.subscription_metadata if given is not None else None
+            subscription.subscription_metadata = merge_metadata("metadata", given or {}, current)
+            subscription.updated_at = uow.clock.now()
+        await uow.session.flush()
+    return subscription
+
+
+def term_cadence(cadences: Iterable[str]) -> str:
+    """A plan's term: its longest recurring price cadence (monthly when it has none), as in Orb's
+    "monthly usage + annual platform fee = an annual term"."""
+    recurring = [c for c in cadences if c != "one_time"]
+    return max(recurring, key=CADENCE_MONTHS.__getitem__, default="monthly")
+
+
+def billing_cadence(cadences: Iterable[str]) -> str:
+    """How often a plan invoices: its shortest recurring price cadence (monthly when it has none)."""
+    recurring = [c for c in cadences if c != "one_time"]
+    return min(recurring, key=CADENCE_MONTHS.__getitem__, default="monthly")
+
+
+def current_billing_period(subscription: Subscription, cadences: Iterable[str], now: datetime) -> Period | None:
+    """The billing period (of the plan's billing cadence) holding ``now``, cut at the end date; None
+    unless the subscription is active (as Orb leaves it null for upcoming and ended ones)."""
+    if subscription_status(subscription, now) != "active":
+        return None
+    period = billing_period_for(subscription.start_date, billing_cadence(cadences), now)
+    if subscription.end_date is not None and subscription.end_date < period.end:
+        return Period(period.start, subscription.end_date)
+    return period
+
+
+async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> str:
+    rows = await uow.rows(select(Price.cadence).where(Price.org_id == principal.org_id, Price.plan_id == plan_id))
+    return term_cadence(row.cadence for row in rows)
+
+
+async def cancel_subscription(
+    uow: UnitOfWork,
+    *,
+    principal: Principal,
+    subscription_id: str,
+    cancel_option: Any,
+    cancellation_date: Any = None,
+) -> Subscription:
+    """Schedule (or make) the subscription's end.
+
+    ``end_of_subscription_term``: at the end of the current term (the billing period of the plan's
+    longest recurring cadence holding now, or holding the start for an upcoming subscription).
+    ``immediate``: now (an upcoming subscription then ends at its start: it never runs).
+    ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start.
+    An ended subscription cannot be cancelled; a scheduled cancellation is replaced.
+    """
+    if cancel_option not in CANCEL_OPTIONS:
+        raise ValidationFailed("cancel_option", f"must be one of {', '.join(CANCEL_OPTIONS)}")
+    if cancel_option == "requested_date":
+        if cancellation_date is None:
+            raise ValidationFailed("cancellation_date", "is required when cancel_option is requested_date")
+        requested = _instant("cancellation_date", cancellation_date)
+    elif cancellation_date is not None:
+        raise ValidationFailed("cancellation_date", "is only taken when cancel_option is requested_date")
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await _for_update(uow, principal, subscription_id)
+        if subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        if cancel_option == "requested_date":
+            if requested < subscription.start_date:
+                raise ValidationFailed("cancellation_date", "is before the subscription's start_date "
+                                       f"({subscription.start_date.isoformat()})")
+            end = requested
+        elif cancel_option == "immediate":
+            end = max(now, subscription.start_date)
+        else:
+            cadence = await _term_cadence(uow, principal, subscription.plan_id)
+            end = billing_period_for(subscription.start_date, cadence, max(now, subscription.start_date)).end
+        subscription.end_date = end
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+async def unschedule_cancellation(uow: UnitOfWork, *, principal: Principal, subscription_id: str) -> Subscription:
+    """Drop a scheduled cancellation whose date has not come yet: the subscription runs on, open-ended."""
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await _for_update(uow, principal, subscription_id)
+        if subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        if subscription.end_date is None:
+            raise ConstraintViolation(f"subscription {subscription_id!r} has no scheduled cancellation",
+                                      field="subscription_id")
+        subscription.end_date = None
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription

@@ -1,0 +1,207 @@
+"""Subscriptions in the graph: a customer on a plan, its status and current billing period from the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from domains.billing import subscriptions
+from domains.billing.periods import Period
+from gateway.context import Context
+from gateway.graphql.inputs import to_fields
+from gateway.graphql.pagination import PageInfo, page_arguments
+from persistence.tables import Subscription as SubscriptionRow
+
+Resolve = Info[Context, None]
+CustomerRef = Annotated["CustomerType", strawberry.lazy("gateway.graphql.customers")]  # noqa: F821
+PlanRef = Annotated["PlanType", strawberry.lazy("gateway.graphql.plans")]  # noqa: F821
+
+
+@strawberry.type
+class TrialInfo:
+    end_date: datetime | None
+
+
+@strawberry.type
+class BillingCycleAnchorConfiguration:
+    day: int
+    month: int | None
+    year: int | None
+
+
+async def _current_period(root: SubscriptionRow, info: Resolve) -> Period | None:
+    plan_prices = await info.context.loaders.prices_by_plan_id.load(root.plan_id)
+    return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now())
+
+
+@strawberry.type(name="Subscription", description="A customer's subscription to a plan.")
+class SubscriptionType:
+    id: strawberry.ID
+    currency: str
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="When it ends (or ended); null while open-ended.")
+    net_terms: int
+    auto_collection: bool | None = strawberry.field(description="Null: the customer's own setting applies.")
+    created_at: datetime
+
+    @strawberry.field(description="upcoming, active or ended, at the request's clock.")
+    @staticmethod
+    def status(root: SubscriptionRow, info: Resolve) -> str:
+        return subscriptions.subscription_status(root, info.context.uow.clock.now())
+
+    @strawberry.field(description="Key/value strings attached by the caller.")
+    @staticmethod
+    def metadata(root: SubscriptionRow) -> JSON:
+        return root.subscription_metadata
+
+    @strawberry.field
+    @staticmethod
+    async def customer(root: SubscriptionRow, info: Resolve) -> CustomerRef:
+        return await info.context.loaders.customer_by_id.load(root.customer_id)  # type: ignore[return-value]
+
+    @strawberry.field
+    @staticmethod
+    async def plan(root: SubscriptionRow, info: Resolve) -> PlanRef:
+        return await info.context.loaders.plan_by_id.load(root.plan_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="Start of the billing period holding now (null unless active).")
+    @staticmethod
+    async def current_billing_period_start_date(root: SubscriptionRow, info: Resolve) -> datetime | None:
+        period = await _current_period(root, info)
+        return period.start if period else None
+
+    @strawberry.field(description="End of the billing period holding now, or the end date if sooner (null unless active).")
+    @staticmethod
+    async def current_billing_period_end_date(root: SubscriptionRow, info: Resolve) -> datetime | None:
+        period = await _current_period(root, info)
+        return period.end if period else None
+
+    @strawberry.field(description="Day of the month billing periods start on (the start date's).")
+    @staticmethod
+    def billing_cycle_day(root: SubscriptionRow) -> int:
+        return root.start_date.day
+
+    @strawberry.field(description="Billing periods are anchored on the start date's day of month.")
+    @staticmethod
+    def billing_cycle_anchor_configuration(root: SubscriptionRow) -> BillingCycleAnchorConfiguration:
+        return BillingCycleAnchorConfiguration(day=root.start_date.day, month=None, year=None)
+
+    @strawberry.field(description="Trials are not offered yet: no trial end.")
+    @staticmethod
+    def trial_info(root: SubscriptionRow) -> TrialInfo:
+        return TrialInfo(end_date=None)
+
+    @strawberry.field(description="Plan phases are not offered yet: null.")
+    @staticmethod
+    def active_plan_phase_order(root: SubscriptionRow) -> int | None:
+        return None
+
+    @strawberry.field(description="Coupons are not offered yet: null.")
+    @staticmethod
+    def redeemed_coupon(root: SubscriptionRow) -> JSON | None:
+        return None
+
+    @strawberry.field(description="Discount, adjustment, minimum and maximum intervals: none are supported yet.")
+    @staticmethod
+    def discount_intervals(root: SubscriptionRow) -> JSON:
+        return []
+
+    @strawberry.field(description="None are supported yet.")
+    @staticmethod
+    def adjustment_intervals(root: SubscriptionRow) -> JSON:
+        return []
+
+    @strawberry.field(description="None are supported yet.")
+    @staticmethod
+    def minimum_intervals(root: SubscriptionRow) -> JSON:
+        return []
+
+    @strawberry.field(description="None are supported yet.")
+    @staticmethod
+    def maximum_intervals(root: SubscriptionRow) -> JSON:
+        return []
+
+
+@strawberry.type
+class SubscriptionConnection:
+    nodes: list[SubscriptionType]
+    page_info: PageInfo
+
+
+@strawberry.input
+class SubscriptionInput:
+    customer_id: str | None = strawberry.UNSET
+    external_customer_id: str | None = strawberry.UNSET
+    plan_id: str | None = strawberry.UNSET
+    external_plan_id: str | None = strawberry.UNSET
+    start_date: datetime | None = strawberry.UNSET
+    net_terms: int | None = strawberry.UNSET
+    auto_collection: bool | None = strawberry.UNSET
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class SubscriptionUpdateInput:
+    metadata: JSON | None = strawberry.UNSET
+
+
+@strawberry.input
+class SubscriptionCancelInput:
+    cancel_option: str = strawberry.field(description="end_of_subscription_term, immediate or requested_date.")
+    cancellation_date: datetime | None = strawberry.field(default=None,
+                                                          description="Required with requested_date, else refused.")
+
+
+@strawberry.type
+class SubscriptionQueries:
+    @strawberry.field(description="A subscription by id.")
+    async def subscription(self, info: Resolve, id: strawberry.ID) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.get_subscription(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id)
+
+    @strawberry.field(description="Subscriptions, newest first, a page at a time; filters combine.")
+    async def subscriptions(
+        self, info: Resolve, first: int | None = None, after: str | None = None, customer_id: str | None = None,
+        external_customer_id: str | None = None, status: str | None = None,
+    ) -> SubscriptionConnection:
+        ctx = info.context
+        limit, after_id = page_arguments(first, after)
+        page = await subscriptions.list_subscriptions(
+            ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id, customer_id=customer_id,
+            external_customer_id=external_customer_id, status=status)
+        return SubscriptionConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+
+
+@strawberry.type
+class SubscriptionMutations:
+    @strawberry.mutation(description="Subscribe a customer to a plan.")
+    async def create_subscription(self, info: Resolve, input: SubscriptionInput) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.create_subscription(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, fields=to_fields(input))
+
+    @strawberry.mutation(description="Change a subscription's metadata.")
+    async def update_subscription(self, info: Resolve, id: strawberry.ID,
+                                  input: SubscriptionUpdateInput) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.update_subscription(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Schedule (or make) a subscription's end.")
+    async def cancel_subscription(self, info: Resolve, id: strawberry.ID,
+                                  input: SubscriptionCancelInput) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.cancel_subscription(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, cancel_option=input.cancel_option,
+            cancellation_date=input.cancellation_date)
+
+    @strawberry.mutation(description="Drop a scheduled cancellation that has not taken effect.")
+    async def unschedule_subscription_cancellation(self, info: Resolve, id: strawberry.ID) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.unschedule_cancellation(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id)

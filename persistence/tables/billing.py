@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index
+from sqlmodel import Field, SQLModel
+
+from persistence.types import JSONDocument, UTCDateTime
+
+
+class Subscription(SQLModel, table=True):
+    """A customer's subscription to a plan, from start_date to end_date (open while null).
+
+    The status (upcoming / active / ended) is not stored: it follows from the dates and the clock,
+    so it is never stale. Billing periods are anchored on start_date.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index("ix_subscriptions_org_id", "org_id", "id"),
+        Index("ix_subscriptions_org_customer", "org_id", "customer_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    customer_id: str = Field(foreign_key="customers.id", max_length=32)
+    plan_id: str = Field(foreign_key="plans.id", max_length=32)
+    currency: str = Field(max_length=3)
+    start_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    end_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    net_terms: int = 0
+    # Null: invoices follow the customer's own auto_collection setting (as Orb's default).
+    auto_collection: bool | None = None
+    subscription_metadata: dict[str, str] = Field(default_factory=dict,
+                                                  sa_column=Column("metadata", JSONDocument, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -27,6 +27,10 @@ def _llm(key: str, moment: datetime, tokens: int, customer: str = "acme") -> dic
 
 @pytest.fixture
 async def billing(client, tenant):
+    return await set_up_billing(client, tenant)
+
+
+async def set_up_billing(client, tenant) -> dict[str, Any]:
     """Two customers, a SUM(tokens) metric and a unit price of 1 per token."""
     key = tenant.key
     customers = {}

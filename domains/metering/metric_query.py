@@ -2,7 +2,8 @@
 
 The caller's SQL never runs: `metric_sql` turned it into a MetricDefinition, and this module writes
 the query from that definition alone: `SELECT <aggregate> FROM events WHERE org_id = :org_id AND
-customer_id = :customer_id AND timestamp >= :start AND timestamp < :end AND <filter>`. Property
+customer_id = :customer_id AND deprecated_by IS NULL AND timestamp >= :start AND timestamp < :end AND
+<filter>`. Property
 reads are typed: a numeric aggregate or comparison only sees JSON numbers (a property holding a
 string or missing is treated as null, as SQL treats a missing value), a string comparison only
 strings. Money and quantities stay exact: NUMERIC on PostgreSQL, decimal aggregates registered on
@@ -165,6 +166,8 @@ def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
     statement = select(value).where(
         Event.org_id == bindparam("org_id"),
         Event.customer_id == bindparam("customer_id"),
+        # Only events that count (the usage index holds only those); see domains/metering/backfills.py.
+        Event.deprecated_by.is_(None),  # type: ignore[union-attr]
         Event.timestamp >= bindparam("start", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
         Event.timestamp < bindparam("end", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
     )

@@ -6,10 +6,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select
 
-from domains.errors import Unauthenticated, ValidationFailed
+from domains.errors import NotFound, Unauthenticated, ValidationFailed
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import ApiKey, Organisation
@@ -108,3 +109,39 @@ async def authenticate(uow: UnitOfWork, *, secret: str) -> Principal:
     if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthenticated("invalid API key")
     return Principal(org_id=row.org_id, key_id=row.id, scopes=frozenset(row.scopes or []), reseller_id=row.reseller_id)
+
+
+# Orb's default grace period; an organisation may set its own within these bounds.
+DEFAULT_EVENT_GRACE_PERIOD = timedelta(hours=12)
+MIN_EVENT_GRACE_PERIOD = timedelta(minutes=1)
+MAX_EVENT_GRACE_PERIOD = timedelta(days=31)
+
+
+async def get_organisation(uow: UnitOfWork, *, principal: Principal) -> Organisation:
+    rows = await uow.rows(select(*Organisation.__table__.columns)  # type: ignore[attr-defined]
+                          .where(Organisation.org_id == principal.org_id))
+    if not rows:
+        raise NotFound("organisation not found", field="org_id")
+    return rows[0]  # type: ignore[return-value]
+
+
+async def event_grace_period(uow: UnitOfWork, *, org_id: str) -> timedelta:
+    """How late an event may arrive and still be ingested without a backfill."""
+    rows = await uow.rows(select(Organisation.event_grace_period_seconds).where(Organisation.org_id == org_id))
+    return timedelta(seconds=rows[0][0]) if rows else DEFAULT_EVENT_GRACE_PERIOD
+
+
+async def set_event_grace_period(uow: UnitOfWork, *, principal: Principal, seconds: int) -> Organisation:
+    """Change the organisation's grace period (whole seconds, one minute to 31 days)."""
+    low, high = int(MIN_EVENT_GRACE_PERIOD.total_seconds()), int(MAX_EVENT_GRACE_PERIOD.total_seconds())
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        raise ValidationFailed("event_grace_period_seconds", f"must be a whole number of seconds from {low} to {high}")
+    if principal.reseller_id is not None:
+        raise ValidationFailed("event_grace_period_seconds", "a key limited to a reseller may not change "
+                                                             "organisation settings")
+    async with uow.transaction():
+        organisation = await uow.session.get(Organisation, principal.org_id, with_for_update=True)
+        if organisation is None:
+            raise NotFound("organisation not found", field="org_id")
+        organisation.event_grace_period_seconds = seconds
+    return organisation

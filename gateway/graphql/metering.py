@@ -1,14 +1,15 @@
-"""The metering part of the graph: billable metrics (events follow)."""
+"""The metering part of the graph: billable metrics and events (backfills in backfills.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.metering import events, metrics
+from domains.metering import amendments, events, metrics
 from gateway.context import Context
 from gateway.graphql.catalog import ItemType
 from gateway.graphql.inputs import to_fields
@@ -105,17 +106,56 @@ class IngestResult:
     debug: IngestDebug | None
 
 
+@strawberry.input
+class EventAmendInput:
+    event_name: str
+    timestamp: datetime
+    properties: JSON
+    customer_id: str | None = strawberry.UNSET
+    external_customer_id: str | None = strawberry.UNSET
+
+
+@strawberry.type
+class EventAmendment:
+    amended: str = strawberry.field(description="The id (idempotency key) of the amended event.")
+
+
+@strawberry.type
+class EventDeprecation:
+    deprecated: str = strawberry.field(description="The id (idempotency key) of the deprecated event.")
+
+
 @strawberry.type
 class EventMutations:
     @strawberry.mutation(description="Ingest up to 500 events; each idempotency key is stored once per organisation.")
-    async def ingest_events(self, info: Resolve, input: IngestInput, debug: bool = False) -> IngestResult:
+    async def ingest_events(
+        self, info: Resolve, input: IngestInput, debug: bool = False,
+        backfill_id: Annotated[str | None, strawberry.argument(description=(
+            "A pending backfill: events of its timeframe are taken however old, and count once it is closed."))] = None,
+    ) -> IngestResult:
         ctx = info.context
-        outcome = await events.ingest_events(ctx.uow, principal=ctx.principal, events=input.events)
+        outcome = await events.ingest_events(ctx.uow, principal=ctx.principal, events=input.events,
+                                             backfill_id=backfill_id)
         return IngestResult(
             validation_failed=[EventValidationFailure(idempotency_key=key, validation_errors=errors)
                                for key, errors in outcome.validation_failed],
             debug=IngestDebug(ingested=outcome.ingested, duplicate=outcome.duplicate) if debug else None,
         )
+
+    @strawberry.mutation(description=(
+        "Replace an event (by id, its idempotency key) for usage; the original is kept but no longer counts. "
+        "Timestamp and customer must stay the event's, within the grace period."))
+    async def amend_event(self, info: Resolve, event_id: str, input: EventAmendInput) -> EventAmendment:
+        ctx = info.context
+        amended = await amendments.amend_event(ctx.uow, principal=ctx.principal, event_id=event_id,
+                                               fields=to_fields(input))
+        return EventAmendment(amended=amended)
+
+    @strawberry.mutation(description="Stop counting an event (kept for audit), within the grace period.")
+    async def deprecate_event(self, info: Resolve, event_id: str) -> EventDeprecation:
+        ctx = info.context
+        deprecated = await amendments.deprecate_event(ctx.uow, principal=ctx.principal, event_id=event_id)
+        return EventDeprecation(deprecated=deprecated)
 
 
 @strawberry.type(name="Event", description="An ingested usage event; its id is the client's idempotency key.")
@@ -135,10 +175,10 @@ class EventType:
     def properties(root: EventRow) -> JSON:
         return root.properties
 
-    @strawberry.field(description="Amended events are not kept yet, so no event is deprecated.")
+    @strawberry.field(description="Whether the event no longer counts (reads return only events that count).")
     @staticmethod
     def deprecated(root: EventRow) -> bool:
-        return False
+        return root.deprecated_by is not None
 
 
 @strawberry.type

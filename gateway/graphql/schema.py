@@ -16,10 +16,12 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from gateway.graphql.backfills import BackfillMutations, BackfillQueries
 from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
 from gateway.graphql.metering import EventMutations, EventQueries, MeteringMutations, MeteringQueries
+from gateway.graphql.organisation import OrganisationMutations, OrganisationQueries
 from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceEvaluationQueries, PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
@@ -28,12 +30,12 @@ from gateway.graphql.subscriptions import SubscriptionMutations, SubscriptionQue
 Query = merge_types(
     "Query",
     (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries,
-     SubscriptionQueries),
+     SubscriptionQueries, BackfillQueries, OrganisationQueries),
 )
 Mutation = merge_types(
     "Mutation",
     (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations,
-     SubscriptionMutations),
+     SubscriptionMutations, BackfillMutations, OrganisationMutations),
 )
 
 MAX_DEPTH = 12

@@ -3,8 +3,8 @@
 from persistence.tables.billing import Subscription
 from persistence.tables.catalog import Item, Plan, Price
 from persistence.tables.customers import Customer, CustomFieldDefinition
-from persistence.tables.metering import BillableMetric, Event
+from persistence.tables.metering import BillableMetric, Event, EventBackfill
 from persistence.tables.requests import IdempotencyRecord
 from persistence.tables.tenancy import ApiKey, Organisation
 
-__all__ = ["ApiKey", "BillableMetric", "CustomFieldDefinition", "Customer", "Event", "IdempotencyRecord", "Item", "Organisation", "Plan", "Price", "Subscription"]
+__all__ = ["ApiKey", "BillableMetric", "CustomFieldDefinition", "Customer", "Event", "EventBackfill", "IdempotencyRecord", "Item", "Organisation", "Plan", "Price", "Subscription"]

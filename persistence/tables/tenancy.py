@@ -14,6 +14,8 @@ class Organisation(SQLModel, table=True):
     org_id: str = Field(primary_key=True, max_length=32)
     name: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # How late an event may arrive and still be ingested outside a backfill (Orb's default: 12 hours).
+    event_grace_period_seconds: int = Field(default=43_200, sa_column_kwargs={"server_default": "43200"})
 
 
 class ApiKey(SQLModel, table=True):

@@ -40,6 +40,8 @@ def free_port() -> int:
 
 def accrual_env(database_url: str, port: int | None = None) -> dict[str, str]:
     env = {**os.environ, "ACCRUAL_DATABASE_URL": database_url, "ACCRUAL_HOST": HOST, "PYTHONUNBUFFERED": "1"}
+    # The checkout under test, not whichever one the editable install points at (git worktrees).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     if port is not None:
         env["ACCRUAL_PORT"] = str(port)
     return env

@@ -9,7 +9,7 @@ import pytest
 from domains.billing import subscriptions
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
-from domains.metering import metrics
+from domains.metering import backfills, metrics
 from domains.metering.events import ingest_events
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
@@ -64,8 +64,11 @@ async def seeded(database, tenant):
     await ingest_events(uow, principal=tenant.principal, events=[
         {"event_name": "llm", "timestamp": (now - timedelta(minutes=5 * i + 1)).isoformat(), "customer_id": parent.id,
          "idempotency_key": f"ev-{i}", "properties": {"tokens": i * 10, "region": "eu"}} for i in range(3)])
+    backfill = await backfills.create_backfill(uow, principal=tenant.principal, fields={
+        "timeframe_start": now - timedelta(days=2), "timeframe_end": now - timedelta(days=1), "customer_id": parent.id,
+        "replace_existing_events": True})
     await uow.close()
-    return {"now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
+    return {"backfill": backfill.id, "now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
             "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro",
             "subscription": subscription.id}
 
@@ -80,6 +83,14 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(path={"item_id": seeded["item"]})]
     if row.row.method == "items.get":
         return [Inputs(body={"id": seeded["item"]})]
+    if "{backfill_id}" in path:
+        return [Inputs(path={"backfill_id": seeded["backfill"]})]
+    if row.row.method == "events.backfills.get":
+        return [Inputs(body={"id": seeded["backfill"]})]
+    if row.row.method == "events.search":
+        return [Inputs(body={"event_ids": ["ev-0", "ev-2"]})]
+    if row.row.method == "events.volume":
+        return [Inputs(body={"timeframe_start": (seeded["now"] - timedelta(hours=2)).isoformat()})]
     if path == "/events/search":
         return [Inputs(body={"event_ids": ["ev-0", "ev-2"]}),
                 Inputs(body={"timeframe_start": (seeded["now"] - timedelta(hours=1)).isoformat()})]

@@ -6,8 +6,10 @@ from typing import Any
 
 from gateway.faces.engine import Body, BodyField, Path, Query, Row, query_bool, query_int
 from gateway.faces.orb.shapes import (
+    BACKFILL,
     CUSTOMER,
     EVENT,
+    EVENT_AMEND_FIELDS,
     INGEST_RESULT,
     ITEM,
     METRIC,
@@ -35,6 +37,8 @@ PRICE_FIELDS = (
     "bulk_config", "tiered_package_config", "grouped_tiered_config", "threshold_total_amount_config",
 )
 
+BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_id", "external_customer_id",
+                   "replace_existing_events", "deprecation_filter")
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
                        "auto_collection", "metadata")
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
@@ -93,7 +97,8 @@ ROWS: list[Row] = [
     Row("POST", "/subscriptions/{subscription_id}/unschedule_cancellation", "unscheduleSubscriptionCancellation",
         SUBSCRIPTION, args={"id": Path("subscription_id")}),
     Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,
-        args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool)}),
+        args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool),
+              "backfillId": Query("backfill_id")}),
     Row("POST", "/prices/evaluate", "priceEvaluations", PRICE_EVALUATION,
         args={"input": Body(allow=("timeframe_start", "timeframe_end", "customer_id", "external_customer_id",
                                    "price_evaluations"))},
@@ -105,4 +110,18 @@ ROWS: list[Row] = [
     Row("GET", "/events/volume", "eventVolume", VOLUME_BUCKET,
         args={"timeframeStart": Query("timeframe_start"), "timeframeEnd": Query("timeframe_end")},
         envelope=lambda data, _inputs: {"data": data}),
+    Row("POST", "/events/backfills", "createBackfill", BACKFILL, status=201,
+        args={"input": Body(allow=BACKFILL_FIELDS)}),
+    Row("GET", "/events/backfills", "backfills", page_of(BACKFILL),
+        args={**PAGE_ARGS, "status": Query("status"), "customerId": Query("customer_id")}),
+    Row("GET", "/events/backfills/{backfill_id}", "backfill", BACKFILL, args={"id": Path("backfill_id")}),
+    Row("POST", "/events/backfills/{backfill_id}/close", "closeBackfill", BACKFILL, args={"id": Path("backfill_id")}),
+    Row("POST", "/events/backfills/{backfill_id}/revert", "revertBackfill", BACKFILL,
+        args={"id": Path("backfill_id")}),
+    # The API reference's path, and the one Orb's SDKs call (`events.update`).
+    Row("PUT", "/events/{event_id}/amend", "amendEvent", "amended",
+        args={"eventId": Path("event_id"), "input": Body(allow=EVENT_AMEND_FIELDS)}),
+    Row("PUT", "/events/{event_id}", "amendEvent", "amended",
+        args={"eventId": Path("event_id"), "input": Body(allow=EVENT_AMEND_FIELDS)}),
+    Row("PUT", "/events/{event_id}/deprecate", "deprecateEvent", "deprecated", args={"eventId": Path("event_id")}),
 ]

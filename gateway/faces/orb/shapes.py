@@ -85,6 +85,14 @@ EVENT = """
   properties timestamp deprecated
 """
 
+BACKFILL = """
+  id status events_ingested: eventsIngested created_at: createdAt timeframe_start: timeframeStart
+  timeframe_end: timeframeEnd customer_id: customerId close_time: closeTime reverted_at: revertedAt
+  replace_existing_events: replaceExistingEvents deprecation_filter: deprecationFilter
+"""
+
+EVENT_AMEND_FIELDS = ("event_name", "timestamp", "properties", "customer_id", "external_customer_id")
+
 VOLUME_BUCKET = "timeframe_start: timeframeStart timeframe_end: timeframeEnd count"
 
 PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor: nextCursor }"

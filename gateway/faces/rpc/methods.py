@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from gateway.faces.engine import Body, BodyField, Row
 from gateway.faces.orb.routes import plan_prices_as_sdk_sends_them
-from gateway.faces.orb.shapes import CUSTOMER, INGEST_RESULT, ITEM, METRIC, PLAN, PRICE, page_of
+from gateway.faces.orb.shapes import (
+    BACKFILL,
+    CUSTOMER,
+    EVENT,
+    INGEST_RESULT,
+    ITEM,
+    METRIC,
+    PLAN,
+    PRICE,
+    VOLUME_BUCKET,
+    page_of,
+)
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
   status account_number: accountNumber payment_terms: paymentTerms credit_limit: creditLimit
@@ -38,5 +49,21 @@ METHODS: list[Row] = [
     Row("plans.create", "", "createPlan", PLAN, args={"input": Body(normalise=plan_prices_as_sdk_sends_them)}),
     Row("plans.update", "", "updatePlan", PLAN, args={"id": BodyField("id"), "input": Body(exclude=("id",))}),
     Row("events.ingest", "", "ingestEvents", INGEST_RESULT,
-        args={"input": Body(allow=("events",), exclude=("debug",)), "debug": BodyField("debug")}),
+        args={"input": Body(allow=("events",), exclude=("debug", "backfill_id")), "debug": BodyField("debug"),
+              "backfillId": BodyField("backfill_id")}),
+    Row("events.search", "", "events", EVENT,
+        args={"eventIds": BodyField("event_ids"), "timeframeStart": BodyField("timeframe_start"),
+              "timeframeEnd": BodyField("timeframe_end")}),
+    Row("events.volume", "", "eventVolume", VOLUME_BUCKET,
+        args={"timeframeStart": BodyField("timeframe_start"), "timeframeEnd": BodyField("timeframe_end")}),
+    Row("events.amend", "", "amendEvent", "amended",
+        args={"eventId": BodyField("event_id"), "input": Body(exclude=("event_id",))}),
+    Row("events.deprecate", "", "deprecateEvent", "deprecated", args={"eventId": BodyField("event_id")}),
+    Row("events.backfills.create", "", "createBackfill", BACKFILL, args={"input": Body()}),
+    Row("events.backfills.list", "", "backfills", page_of(BACKFILL),
+        args={"first": BodyField("limit"), "after": BodyField("cursor"), "status": BodyField("status"),
+              "customerId": BodyField("customer_id")}),
+    Row("events.backfills.get", "", "backfill", BACKFILL, args={"id": BodyField("id")}),
+    Row("events.backfills.close", "", "closeBackfill", BACKFILL, args={"id": BodyField("id")}),
+    Row("events.backfills.revert", "", "revertBackfill", BACKFILL, args={"id": BodyField("id")}),
 ]

@@ -1,7 +1,7 @@
 """subscriptions
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-23
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import persistence.types
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -170,7 +170,7 @@ class _Generator:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"isawaitable": isawaitable}
+        self.names: dict[str, Any] = {"isawaitable": isawaitable, "Future": asyncio.Future}
         self.resolver_fields: list[FieldPlan] = []
         self._counter = 0
 
@@ -232,6 +232,9 @@ class _Generator:
             later = self.converter(field_plan.plan)
             lines.append("    if r is None:")
             lines.append(f"        out[{alias}] = None")
+            # A loader's future for a key it already holds (a primed row) is done: no need to wait.
+            lines.append("    elif r.__class__ is Future and r.done():")
+            lines.append(f"        out[{alias}] = {later}(r.result(), X)")
             lines.append("    elif isawaitable(r):")
             lines.append(f"        out[{alias}] = None")
             lines.append(f"        X.pending.append((out, {alias}, r, {later}))")

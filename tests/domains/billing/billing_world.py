@@ -11,6 +11,7 @@ from domains.billing import subscriptions as subs
 from domains.catalog import items, plans
 from domains.customers import service as customers
 from domains.metering import events, metrics
+from persistence.ids import new_id
 
 TIERS = [{"first_unit": "0", "last_unit": "1000", "unit_amount": "0.01"},
          {"first_unit": "1000", "last_unit": None, "unit_amount": "0.005"}]
@@ -45,7 +46,7 @@ async def make_plan(uow: Any, principal: Any, *, fee: str = "20.00", usage: dict
 
 async def make_subscription(uow: Any, principal: Any, plan: Any, start: datetime, **fields: Any) -> Any:
     customer = await customers.create_customer(uow, principal=principal, fields={
-        "name": "Acme", "email": "billing@acme.com", "external_customer_id": f"acme-{plan.id}"})
+        "name": "Acme", "email": "billing@acme.com", "external_customer_id": f"acme-{new_id()}"})
     return await subs.create_subscription(uow, principal=principal, fields={
         "customer_id": customer.id, "plan_id": plan.id, "start_date": start, **fields})
 

@@ -14,6 +14,7 @@ from gateway.faces.onebusiness import face as onebusiness
 from gateway.faces.orb import face as orb
 from gateway.faces.rpc import face as rpc
 from gateway.graphql.view import graphql_handler
+from gateway.jobs import background_jobs
 from gateway.settings import Settings
 from gateway.state import CLOCK, ENGINE, REQUEST_ID, SESSIONS, SETTINGS, VERIFIED_KEYS
 from persistence.db import create_engine, session_factory
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await engine.dispose()
 
     app.cleanup_ctx.append(database)
+    if settings.run_jobs:
+        app.cleanup_ctx.append(background_jobs(SESSIONS, app[CLOCK], settings.jobs_interval_seconds))  # type: ignore[arg-type]
     orb.add_routes(app)
     onebusiness.add_routes(app)
     rpc.add_routes(app)

@@ -1,9 +1,10 @@
-"""`accrual serve | migrate | keys create | export-schema`."""
+"""`accrual serve | worker | migrate | keys create | export-schema`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -112,10 +113,40 @@ async def _serve_until_stopped(app: web.Application, settings: Settings, ready: 
         await runner.cleanup()
 
 
+async def _work(settings: Settings, once: bool) -> None:
+    """Run the billing jobs apart from the server, until SIGINT/SIGTERM (or one pass with --once)."""
+    from domains.clock import SystemClock
+    from gateway.jobs import run_jobs_forever, run_jobs_once
+
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = session_factory(engine)
+        if once:
+            print(f"issued {await run_jobs_once(sessions, SystemClock())} invoice(s)", flush=True)
+            return
+        loop_task = asyncio.create_task(run_jobs_forever(sessions, SystemClock(), settings.jobs_interval_seconds))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        loop_task.cancel()
+        try:
+            await loop_task
+        except asyncio.CancelledError:
+            pass
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="accrual", description="Usage-based billing: graph, Orb, OneBusiness and JSON-RPC faces.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the server (applies migrations on the embedded SQLite default)")
+    worker = commands.add_parser("worker", help="run the billing jobs (closing periods) apart from the server")
+    worker.add_argument("--interval", type=float, default=None,
+                        help="seconds between passes (default ACCRUAL_JOBS_INTERVAL or 60)")
+    worker.add_argument("--once", action="store_true", help="run one pass and exit")
     commands.add_parser("migrate", help="apply database migrations")
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="mint an API key (printed once)")
@@ -130,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        if args.interval is not None:
+            if args.interval <= 0:
+                parser.error("--interval must be a positive number of seconds")
+            settings = dataclasses.replace(settings, jobs_interval_seconds=args.interval)
+        asyncio.run(_work(settings, args.once))
     elif args.command == "migrate":
         asyncio.run(_migrate(settings.database_url))
         print("migrations applied")

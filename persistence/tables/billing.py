@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from persistence.types import JSONDocument, UTCDateTime
+from persistence.types import JSONDocument, Money, UTCDateTime
 
 
 class Subscription(SQLModel, table=True):
@@ -35,3 +36,78 @@ class Subscription(SQLModel, table=True):
                                                   sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class Invoice(SQLModel, table=True):
+    """An invoice: a subscription's for one billing period (issued when the period closes) or a
+    one-off one. Amounts are exact and equal the sum of its line items.
+
+    The draft of a subscription's running period is not stored: it is computed from the events at
+    read time (domains.billing.invoices), so only issued subscription invoices are rows here, one per
+    (subscription, period start) — the unique index makes a second closing of a period a no-op.
+    """
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        Index("ix_invoices_org_id", "org_id", "id"),
+        Index("ix_invoices_org_customer", "org_id", "customer_id", "id"),
+        Index("ix_invoices_org_subscription_period", "org_id", "subscription_id", "period_start", unique=True),
+        Index("ix_invoices_org_number", "org_id", "invoice_number", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    customer_id: str = Field(foreign_key="customers.id", max_length=32)
+    subscription_id: str | None = Field(default=None, foreign_key="subscriptions.id", max_length=32)
+    status: str = Field(max_length=16)
+    currency: str = Field(max_length=3)
+    # Sequential per organisation, given when issued (null while draft).
+    invoice_number: int | None = None
+    period_start: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    period_end: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    invoice_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    net_terms: int = 0
+    issued_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paid_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    payment_received_date: date | None = None
+    external_id: str | None = Field(default=None, max_length=255)
+    notes: str | None = None
+    voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    subtotal: Decimal = Field(sa_type=Money, nullable=False)
+    total: Decimal = Field(sa_type=Money, nullable=False)
+    amount_due: Decimal = Field(sa_type=Money, nullable=False)
+    memo: str | None = None
+    invoice_metadata: dict[str, str] = Field(default_factory=dict,
+                                             sa_column=Column("metadata", JSONDocument, nullable=False))
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class InvoiceLineItem(SQLModel, table=True):
+    """One line of an invoice: a price (or a one-off charge) over [start_date, end_date)."""
+
+    __tablename__ = "invoice_line_items"
+    __table_args__ = (Index("ix_invoice_line_items_org_invoice", "org_id", "invoice_id", "position"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    invoice_id: str = Field(foreign_key="invoices.id", max_length=32)
+    position: int
+    name: str = Field(max_length=500)
+    price_id: str | None = Field(default=None, max_length=32)
+    item_id: str | None = Field(default=None, max_length=32)
+    quantity: Decimal = Field(sa_type=Money, nullable=False)
+    amount: Decimal = Field(sa_type=Money, nullable=False)
+    start_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    end_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class InvoiceNumberCounter(SQLModel, table=True):
+    """The last invoice number an organisation gave; bumped in the issuing transaction, whose row
+    lock serialises concurrent issuers, so numbers have no gaps and no duplicates."""
+
+    __tablename__ = "invoice_number_counters"
+
+    org_id: str = Field(primary_key=True, foreign_key="organisations.org_id", max_length=32)
+    last_number: int = 0

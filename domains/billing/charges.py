@@ -1,0 +1,145 @@
+"""What a subscription charges for one billing period: the line items of its invoice. Reads only.
+
+Which invoice a charge lands on (Orb's behaviour: its invoices "are generated at the end of a billing
+period, or as the result of an action, such as a cancellation"): the invoice of billing period ``P``
+holds P's fixed fees (priced in advance: the fee for what of P the subscription covers, prorated by
+day with ``periods.prorate`` when a plan phase covers only part of P) and P's usage (in arrears:
+the metric's quantity over phase ∩ P, priced by the price's model), and is issued when P ends.
+So ``periods.invoice_date``'s finer rule (an in-advance fee on an invoice dated at the start of what
+it covers) is not followed here: one invoice per period, both kinds of charge on it.
+
+Prices whose cadence is longer than the billing period (an annual fee on a monthly plan) land on
+the invoice of the billing period holding the start of what they cover (fixed) or its end (usage),
+so an annual fee bills once a year and a quarterly usage price prices the quarter's usage once.
+A ``one_time`` fee bills on the invoice of the period where its plan phase starts, never prorated.
+
+Each line's amount is rounded once, to the currency's minor unit (ROUND_HALF_UP), from the exact
+amount the pricing model gives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from domains.billing import schedule
+from domains.billing.periods import Period, billing_period_for, covered_periods, period_boundary, prorate
+from domains.billing.subscriptions import billing_cadence
+from domains.catalog import prices as price_service
+from domains.catalog.pricing import amount_for
+from domains.currencies import minor_unit_places
+from domains.errors import ConstraintViolation
+from domains.metering.evaluation import quantity as metric_quantity
+from domains.metering.metric_sql import parse_metric_sql
+from domains.metering.metrics import get_metric
+from domains.tenancy.service import Principal
+from domains.unit_of_work import UnitOfWork
+from persistence.tables import Price, Subscription
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One line of a subscription's invoice: a price over ``[start_date, end_date)``."""
+
+    name: str
+    price_id: str | None
+    item_id: str | None
+    quantity: Decimal
+    amount: Decimal
+    start_date: datetime
+    end_date: datetime
+
+
+def round_to_minor_unit(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-minor_unit_places(currency)), rounding=ROUND_HALF_UP)
+
+
+def _horizon(after: datetime) -> datetime:
+    # Far enough past an invoice period for the longest cadence (a year) to see its whole period.
+    return period_boundary(after, 12, 1)
+
+
+def subscription_billing_period(subscription: Subscription, cadences: Iterable[str], at: datetime) -> Period | None:
+    """The billing period holding ``at`` (cut at the subscription's end), or None outside its life."""
+    end = subscription.end_date
+    if at < subscription.start_date or (end is not None and at >= end):
+        return None
+    period = billing_period_for(subscription.start_date, billing_cadence(cadences), at)
+    return Period(period.start, end) if end is not None and end < period.end else period
+
+
+async def billing_period_at(
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, at: datetime
+) -> Period | None:
+    """The subscription's billing period holding ``at`` (its plan's shortest cadence), or None."""
+    grouped = await price_service.prices_by_plan_ids(uow, principal=principal, plan_ids=[subscription.plan_id])
+    return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at)
+
+
+async def period_charges(
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period
+) -> list[Charge]:
+    """The line items of ``subscription``'s invoice for billing ``period``, from its plan phases.
+
+    Usage amounts come from the events ingested so far: called before the period ends, it gives
+    the draft's running amounts.
+    """
+    phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
+    grouped = await price_service.prices_by_plan_ids(
+        uow, principal=principal, plan_ids=list(dict.fromkeys(p.plan_id for p in phases)))
+    charges: list[Charge] = []
+    for phase in phases:
+        end = phase.end if phase.end is not None else _horizon(period.end)
+        if end <= phase.start or Period(phase.start, end).intersection(period) is None:
+            continue
+        active = Period(phase.start, end)
+        for price in grouped[phase.plan_id]:
+            if price.billable_metric_id is None:
+                charges.extend(_fixed_charges(subscription, price, active, period))
+            else:
+                charges.extend(await _usage_charges(uow, principal, subscription, price, active, period))
+    return charges
+
+
+def _fixed_charges(subscription: Subscription, price: Price, active: Period, period: Period) -> list[Charge]:
+    quantity = price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
+    full = amount_for(price_service.price_config(price), quantity)
+    charges = []
+    for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):
+        if price.cadence == "one_time":
+            if active.start not in period:
+                continue
+            amount = round_to_minor_unit(full, price.currency)
+        elif piece.covered.start in period:
+            amount = prorate(full, piece.covered, piece.period, price.currency)
+        else:
+            continue
+        charges.append(Charge(name=price.name, price_id=price.id, item_id=price.item_id, quantity=quantity,
+                              amount=amount, start_date=piece.covered.start, end_date=piece.covered.end))
+    return charges
+
+
+async def _usage_charges(
+    uow: UnitOfWork, principal: Principal, subscription: Subscription, price: Price, active: Period, period: Period
+) -> list[Charge]:
+    metric = await get_metric(uow, principal=principal, metric_id=price.billable_metric_id)  # type: ignore[arg-type]
+    definition = parse_metric_sql(metric.sql)
+    charges = []
+    for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):
+        # In arrears: on the invoice of the billing period where what it covers ends.
+        if not period.start < piece.covered.end <= period.end:
+            continue
+        used = await metric_quantity(uow, principal=principal, definition=definition,
+                                     customer_id=subscription.customer_id,
+                                     start=piece.covered.start, end=piece.covered.end)
+        try:
+            amount = amount_for(price_service.price_config(price), used)
+        except (ValueError, ArithmeticError) as exc:  # e.g. negative usage, which no model prices
+            raise ConstraintViolation(f"price {price.id} cannot price a quantity of {used}: {exc}",
+                                      field="price_id") from None
+        charges.append(Charge(name=price.name, price_id=price.id, item_id=price.item_id, quantity=used,
+                              amount=round_to_minor_unit(amount, price.currency),
+                              start_date=piece.covered.start, end_date=piece.covered.end))
+    return charges

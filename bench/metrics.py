@@ -326,7 +326,7 @@ def accrual_sql(seeded: Seeded, customer_id: str) -> tuple[str, list[Any]]:
     expanded = compiled.construct_expanded_state(  # IN lists written out, as SQLAlchemy sends them
         {"org_id": seeded.principal.org_id, "customer_id": customer_id,
          "start": seeded.month.start, "end": seeded.month.end})
-    processors = expanded.processors
+    processors = {**compiled._bind_processors, **expanded.processors}  # e.g. time as SQLite text
     values = expanded.parameters
     return expanded.statement, [processors[name](values[name]) if name in processors else values[name]
                                 for name in expanded.positiontup or ()]

@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint schema bench bench-ingest postgres
+.PHONY: serve test lint schema bench bench-ingest bench-metrics postgres
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ bench: $(BIN)/.installed postgres
 
 bench-ingest: $(BIN)/.installed postgres
 	$(BIN)/python -m bench.ingest
+
+bench-metrics: $(BIN)/.installed postgres
+	$(BIN)/python -m bench.metrics

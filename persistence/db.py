@@ -222,12 +222,13 @@ class _Prepared:
         self.row_type = row_type
         self.converting = [(index, process) for index, process in enumerate(processors) if process is not None]
         self.expanding: _Expanding | None = None
+        self.binding: list[tuple[int, Any]] = []  # (position, bind processor)
 
     @classmethod
     def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        if compiled._bind_processors or not compiled.positiontup:
-            return None  # converted parameters keep SQLAlchemy's path
+        if not compiled.positiontup or (compiled._bind_processors and compiled.post_compile_params):
+            return None  # IN lists of converted values keep SQLAlchemy's path
         columns = compiled._result_columns
         processors = [_result_processor(column.type, dialect) for column in columns]
         row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
@@ -236,10 +237,16 @@ class _Prepared:
         prepared = cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)
         if compiled.post_compile_params:
             prepared.expanding = _Expanding(compiled, tuple(bind.key for bind in compiled.post_compile_params))
+        # Typed parameters (a UTC time, which SQLite stores as text) converted as a Core execution would.
+        prepared.binding = [(index, compiled._bind_processors[name]) for index, name in enumerate(prepared.names)
+                            if name in compiled._bind_processors]
         return prepared
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] if name in params else self.defaults[name] for name in self.names]
+        values = [params[name] if name in params else self.defaults[name] for name in self.names]
+        for index, process in self.binding:
+            values[index] = process(values[index])
+        return values
 
     def bound(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL and its positional arguments for these parameters (IN lists expanded)."""

@@ -78,6 +78,16 @@ class _Min(_Extreme):
     larger = False
 
 
+def _add(left: Any, right: Any) -> str | None:
+    """Two partial totals (an INTEGER from SQLite's SUM, decimal text from ours; either may be NULL)."""
+    if left is None and right is None:
+        return None
+    with localcontext() as context:
+        context.prec = 100
+        return canonical_decimal(sum((number for number in (_decimal(left), _decimal(right)) if number is not None),
+                                     Decimal(0)))
+
+
 AGGREGATES: dict[str, type] = {
     "accrual_decimal_sum": _Sum, "accrual_decimal_avg": _Avg, "accrual_decimal_max": _Max, "accrual_decimal_min": _Min,
 }
@@ -86,3 +96,4 @@ AGGREGATES: dict[str, type] = {
 def register(connection: sqlite3.Connection) -> None:
     for name, aggregate in AGGREGATES.items():
         connection.create_aggregate(name, 1, aggregate)  # type: ignore[arg-type]
+    connection.create_function("accrual_decimal_add", 2, _add, deterministic=True)

@@ -13,7 +13,7 @@ from domains.catalog import prices as price_service
 from domains.catalog.pricing import amount_for
 from domains.customers import service as customers
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
-from domains.metering.evaluation import quantity
+from domains.metering.evaluation import quantity, stored_definition
 from domains.metering.metric_sql import And, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
@@ -77,7 +77,7 @@ async def evaluate_prices(
             used = price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
         else:
             metric = await get_metric(uow, principal=principal, metric_id=price.billable_metric_id)
-            definition = parse_metric_sql(metric.sql)
+            definition = stored_definition(metric.sql)
             if extra is not None:
                 definition = replace(definition, filter=extra if definition.filter is None else And(definition.filter, extra))
             used = await quantity(uow, principal=principal, definition=definition, customer_id=customer.id,

@@ -18,6 +18,14 @@ from domains.unit_of_work import UnitOfWork
 
 
 @lru_cache(maxsize=1024)
+def stored_definition(sql: str) -> MetricDefinition:
+    """The definition of a stored metric's SQL. Parsing (sqlglot) costs ~0.5 ms, as much as a whole
+    customer-month aggregate on an index; a stored metric's SQL was checked when it was created and
+    its definition is immutable, so it is parsed once per process."""
+    return parse_metric_sql(sql)
+
+
+@lru_cache(maxsize=1024)
 def _statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
     # Built once per metric and dialect; the reader then prepares it once per connection.
     return metric_statement(definition, dialect)
@@ -42,5 +50,5 @@ async def metric_quantity(
     uow: UnitOfWork, *, principal: Principal, metric_id: str, customer_id: str, start: datetime, end: datetime
 ) -> Decimal:
     metric = await get_metric(uow, principal=principal, metric_id=metric_id)
-    return await quantity(uow, principal=principal, definition=parse_metric_sql(metric.sql), customer_id=customer_id,
+    return await quantity(uow, principal=principal, definition=stored_definition(metric.sql), customer_id=customer_id,
                           start=start, end=end)

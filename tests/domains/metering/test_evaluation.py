@@ -95,3 +95,29 @@ async def test_long_decimals_stay_exact_on_both_engines(database, tenant):
     finally:
         await uow.close()
     assert got == Decimal("1234567.423456789")
+
+
+async def test_sum_of_large_and_small_integers_and_reals_is_exact(database, tenant):
+    """SQLite sums small integers itself and the rest as decimals: the two parts meet exactly, at the
+    boundary too, and integers whose total passes 64 bits neither overflow nor round."""
+    values = [2**63 - 1, 2**63 - 1, 2**31 - 1, -(2**31 - 1), 2**31, -(2**31), 3, -4, 0.5, "7", True, None]
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        customer = await customers.create_customer(uow, principal=tenant.principal,
+                                                   fields={"name": "E", "email": "e@example.com"})
+        events = [{"event_name": "e", "timestamp": (NOW - timedelta(minutes=i + 1)).isoformat(),
+                   "customer_id": customer.id, "idempotency_key": f"e{i}", "properties": {"v": value}}
+                  for i, value in enumerate(values)]
+        await ingest_events(uow, principal=tenant.principal, events=events)
+        got = {sql: await quantity(uow, principal=tenant.principal, definition=parse_metric_sql(sql),
+                                   customer_id=customer.id, start=START, end=END)
+               for sql in ("SELECT SUM(v) FROM events", "SELECT SUM(v) FROM events WHERE v < 10 AND v > -10",
+                           "SELECT SUM(v) FROM events WHERE v = 0.5", "SELECT SUM(v) FROM events WHERE v > 2147483647")}
+    finally:
+        await uow.close()
+    assert got == {
+        "SELECT SUM(v) FROM events": Decimal(2 * (2**63 - 1)) - Decimal("0.5"),  # "7" and true are no numbers
+        "SELECT SUM(v) FROM events WHERE v < 10 AND v > -10": Decimal("-0.5"),
+        "SELECT SUM(v) FROM events WHERE v = 0.5": Decimal("0.5"),
+        "SELECT SUM(v) FROM events WHERE v > 2147483647": Decimal(2 * (2**63 - 1) + 2**31),
+    }

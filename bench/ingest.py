@@ -8,7 +8,7 @@ with 100 customers seeded through `POST /v1/customers`; the raw driver writes th
 second. Then
 
 1. ingest_events_ratio       events/s through `POST /v1/ingest` over the raw driver's events/s for the
-                             same rows with the same `ON CONFLICT (org_id, idempotency_key) DO NOTHING`
+                             same rows with the same `ON CONFLICT (org_id, idempotency_key, amendment) DO NOTHING`
 2. ingest_accrual_events_s   the first of those, absolute
 3. ingest_raw_events_s       the second, absolute
 4. ingest_replay_new_rows    rows a re-send of every tenth batch stored (must be 0), and the row count
@@ -69,12 +69,13 @@ COLUMNS: tuple[str, ...] = tuple(column.name for column in Event.__table__.colum
 _PG_ARRAY_TYPES = {
     "id": "text[]", "org_id": "text[]", "customer_id": "text[]", "external_customer_id": "text[]",
     "event_name": "text[]", "timestamp": "timestamptz[]", "properties": "jsonb[]", "idempotency_key": "text[]",
-    "ingested_at": "timestamptz[]",
+    "ingested_at": "timestamptz[]", "amendment": "integer[]", "backfill_id": "text[]", "deprecated_by": "text[]",
 }
 if set(_PG_ARRAY_TYPES) != set(COLUMNS):
     raise RuntimeError(f"the events table changed ({COLUMNS}); update bench/ingest.py's raw insert")
 _COLUMN_LIST = ", ".join(f'"{name}"' for name in COLUMNS)
-_CONFLICT = "ON CONFLICT (org_id, idempotency_key) DO NOTHING"
+# The unique index Accrual's insert conflicts on (every version of an event shares its key).
+_CONFLICT = "ON CONFLICT (org_id, idempotency_key, amendment) DO NOTHING"
 SQLITE_INSERT = f"INSERT INTO events ({_COLUMN_LIST}) VALUES ({', '.join('?' for _ in COLUMNS)}) {_CONFLICT}"
 POSTGRES_INSERT = (
     f"INSERT INTO events ({_COLUMN_LIST}) SELECT * FROM unnest("
@@ -181,6 +182,8 @@ def table_rows(events: Sequence[UsageEvent], *, org_id: str, customer_ids: Mappi
             "external_customer_id": e.external_customer_id, "event_name": e.event_name,
             "timestamp": time_value(e.timestamp), "properties": orjson.dumps(e.properties).decode(),
             "idempotency_key": e.idempotency_key, "ingested_at": ingested_at,
+            # A live event: the first version, in no backfill, hidden by nothing.
+            "amendment": 0, "backfill_id": None, "deprecated_by": None,
         }
         rows.append(tuple(row[name] for name in COLUMNS))
     return rows

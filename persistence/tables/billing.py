@@ -35,3 +35,24 @@ class Subscription(SQLModel, table=True):
                                                   sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SubscriptionPlanChange(SQLModel, table=True):
+    """From ``effective_date`` on, the subscription is on ``plan_id`` (until the next change or its end).
+
+    The plan it starts on is ``subscriptions.plan_id``; these rows are the changes after that, past
+    ones and at most one pending (future) one. The plan phases are derived from both
+    (domains.billing.schedule), so a scheduled change takes effect by the clock, with no job.
+    """
+
+    __tablename__ = "subscription_plan_changes"
+    __table_args__ = (
+        Index("ix_subscription_plan_changes_subscription", "org_id", "subscription_id", "effective_date"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    subscription_id: str = Field(foreign_key="subscriptions.id", max_length=32)
+    plan_id: str = Field(foreign_key="plans.id", max_length=32)
+    effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.billing import subscriptions
+from domains.billing import schedule, subscriptions
 from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
@@ -33,8 +33,18 @@ class BillingCycleAnchorConfiguration:
     year: int | None
 
 
+async def _phases(root: SubscriptionRow, info: Resolve) -> list[schedule.PlanPhase]:
+    changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
+    return schedule.phases_of(root, changes)
+
+
+async def _current_plan_id(root: SubscriptionRow, info: Resolve) -> str:
+    """The plan of the phase holding now (Orb shows the current plan; subscriptions.plan_id is the first)."""
+    return schedule.current_plan_id(await _phases(root, info), info.context.uow.clock.now())
+
+
 async def _current_period(root: SubscriptionRow, info: Resolve) -> Period | None:
-    plan_prices = await info.context.loaders.prices_by_plan_id.load(root.plan_id)
+    plan_prices = await info.context.loaders.prices_by_plan_id.load(await _current_plan_id(root, info))
     return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now())
 
 
@@ -63,10 +73,18 @@ class SubscriptionType:
     async def customer(root: SubscriptionRow, info: Resolve) -> CustomerRef:
         return await info.context.loaders.customer_by_id.load(root.customer_id)  # type: ignore[return-value]
 
-    @strawberry.field
+    @strawberry.field(description="The plan it is on now (by its plan schedule; the first plan before the start).")
     @staticmethod
     async def plan(root: SubscriptionRow, info: Resolve) -> PlanRef:
-        return await info.context.loaders.plan_by_id.load(root.plan_id)  # type: ignore[return-value]
+        plan_id = await _current_plan_id(root, info)
+        return await info.context.loaders.plan_by_id.load(plan_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="The plans it is on over time, oldest first, tiling its life; a pending "
+                                  "plan change is the last, future phase.")
+    @staticmethod
+    async def schedule(root: SubscriptionRow, info: Resolve) -> list[PlanPhaseType]:
+        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end)
+                for p in await _phases(root, info)]
 
     @strawberry.field(description="Start of the billing period holding now (null unless active).")
     @staticmethod
@@ -126,6 +144,36 @@ class SubscriptionType:
         return []
 
 
+@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")
+class PlanPhaseType:
+    plan_id: strawberry.Private[str]
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+
+    @strawberry.field
+    async def plan(self, info: Resolve) -> PlanRef:
+        return await info.context.loaders.plan_by_id.load(self.plan_id)  # type: ignore[return-value]
+
+
+@strawberry.type(name="SubscriptionScheduleEntry", description="A phase of a subscription's plan schedule, "
+                                                                "with when the change that began it was made.")
+class ScheduleEntryType:
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    created_at: datetime
+    plan_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def plan(self, info: Resolve) -> PlanRef:
+        return await info.context.loaders.plan_by_id.load(self.plan_id)  # type: ignore[return-value]
+
+
+@strawberry.type
+class SubscriptionScheduleConnection:
+    nodes: list[ScheduleEntryType]
+    page_info: PageInfo
+
+
 @strawberry.type
 class SubscriptionConnection:
     nodes: list[SubscriptionType]
@@ -156,6 +204,15 @@ class SubscriptionCancelInput:
                                                           description="Required with requested_date, else refused.")
 
 
+@strawberry.input
+class PlanChangeInput:
+    change_option: str = strawberry.field(description="requested_date, end_of_subscription_term or immediate.")
+    plan_id: str | None = strawberry.UNSET
+    external_plan_id: str | None = strawberry.UNSET
+    change_date: datetime | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Required with requested_date, else refused.")
+
+
 @strawberry.type
 class SubscriptionQueries:
     @strawberry.field(description="A subscription by id.")
@@ -175,6 +232,17 @@ class SubscriptionQueries:
             ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id, customer_id=customer_id,
             external_customer_id=external_customer_id, status=status)
         return SubscriptionConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+
+    @strawberry.field(description="A subscription's plan schedule, oldest phase first, a page at a time.")
+    async def subscription_schedule(self, info: Resolve, id: strawberry.ID, first: int | None = None,
+                                    after: str | None = None) -> SubscriptionScheduleConnection:
+        ctx = info.context
+        limit, after_id = page_arguments(first, after)
+        page = await schedule.list_schedule(ctx.uow, principal=ctx.principal, subscription_id=id, limit=limit,
+                                            after_id=after_id)
+        nodes = [ScheduleEntryType(start_date=e.start_date, end_date=e.end_date, created_at=e.created_at,
+                                   plan_id=e.plan_id) for e in page.items]
+        return SubscriptionScheduleConnection(nodes=nodes, page_info=PageInfo.of(page))
 
 
 @strawberry.type
@@ -204,4 +272,17 @@ class SubscriptionMutations:
     async def unschedule_subscription_cancellation(self, info: Resolve, id: strawberry.ID) -> SubscriptionType:
         ctx = info.context
         return await subscriptions.unschedule_cancellation(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id)
+
+    @strawberry.mutation(description="Move a subscription to another plan now, at the end of its term or on a "
+                                     "date; replaces a pending plan change.")
+    async def schedule_plan_change(self, info: Resolve, id: strawberry.ID, input: PlanChangeInput) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.schedule_plan_change(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Drop the plan change that has not taken effect yet.")
+    async def unschedule_pending_plan_changes(self, info: Resolve, id: strawberry.ID) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.unschedule_pending_plan_changes(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id)

@@ -71,6 +71,11 @@ SUBSCRIPTION = f"""
   minimum_intervals: minimumIntervals maximum_intervals: maximumIntervals
 """
 
+SUBSCRIPTION_SCHEDULE = """
+  start_date: startDate end_date: endDate created_at: createdAt
+  plan { id external_plan_id: externalPlanId name }
+"""
+
 INGEST_RESULT = """
   validation_failed: validationFailed { idempotency_key: idempotencyKey validation_errors: validationErrors }
   debug { ingested duplicate }

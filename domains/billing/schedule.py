@@ -1,4 +1,5 @@
-"""A subscription's plan schedule: which plan it is on over time, and changing it.
+"""A subscription's schedule: which plan it is on over time, its fixed fees' quantities over time,
+and changing them.
 
 Storage: ``subscriptions.plan_id`` is the plan the subscription *started* on; each plan change is a
 row (``subscription_plan_changes``) saying "from ``effective_date`` on, plan X". The phases are
@@ -12,24 +13,31 @@ it), ``requested_date`` at ``change_date`` (backdating allowed, not before the s
 end). At most one change is pending (in the future): a new change replaces it, and also supersedes
 every change at or after its own date (a backdated change rewrites the history after it). The plan
 must be active and bill in the subscription's currency.
+
+Fixed fee quantities follow the same pattern per (subscription, price): ``subscription_price_quantities``
+rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_quantity``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, date, datetime
+from decimal import Decimal, DecimalException
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select
 
+from domains.amounts import bounded
 from domains.billing import subscriptions
-from domains.errors import ConstraintViolation, ValidationFailed
+from domains.billing.periods import billing_period_for
+from domains.catalog import prices
+from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Subscription, SubscriptionPlanChange
+from persistence.tables import Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
 
 CHANGE_OPTIONS = ("requested_date", "end_of_subscription_term", "immediate")
 _CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id"})
@@ -215,3 +223,196 @@ async def unschedule_pending_plan_changes(
         await uow.session.flush()
     return subscription
 
+
+
+# --- fixed fee quantities ------------------------------------------------------------------------------
+
+QUANTITY_CHANGE_OPTIONS = ("immediate", "upcoming_invoice", "effective_date")
+_QUANTITY_FIELDS = frozenset({"price_id", "quantity", "effective_date", "change_option"})
+_QUANTITY_COLUMNS = list(SubscriptionPriceQuantity.__table__.columns)  # type: ignore[attr-defined]
+
+
+class QuantityInterval(NamedTuple):
+    """``[start, end)`` (end None: open-ended) during which a fixed fee is billed for ``quantity``."""
+
+    start: datetime
+    end: datetime | None
+    quantity: Decimal
+
+
+def quantities_of(
+    subscription: Subscription, base: Decimal, changes: Iterable[SubscriptionPriceQuantity]
+) -> list[QuantityInterval]:
+    """Pure: the quantity intervals tiling [start_date, end_date), from the price's own quantity and the
+    changes (cut at the end; a change at the start replaces the base; equal neighbours merge)."""
+    end = subscription.end_date
+    intervals: list[QuantityInterval] = []
+    quantity, start = base, subscription.start_date
+    for change in sorted(changes, key=lambda c: c.effective_date):
+        if end is not None and change.effective_date >= end:
+            break
+        if change.effective_date <= start:
+            quantity = change.quantity
+            continue
+        if change.quantity == quantity:
+            continue
+        intervals.append(QuantityInterval(start, change.effective_date, quantity))
+        quantity, start = change.quantity, change.effective_date
+    intervals.append(QuantityInterval(start, end, quantity))
+    return intervals
+
+
+def _base_quantity(price: Price) -> Decimal:
+    return price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
+
+
+async def _price_quantity_changes(
+    uow: UnitOfWork, principal: Principal, subscription_id: str, price_id: str
+) -> list[SubscriptionPriceQuantity]:
+    rows = await uow.rows(
+        select(*_QUANTITY_COLUMNS)
+        .where(SubscriptionPriceQuantity.org_id == principal.org_id,
+               SubscriptionPriceQuantity.subscription_id == subscription_id,
+               SubscriptionPriceQuantity.price_id == price_id)
+        .order_by(SubscriptionPriceQuantity.effective_date))  # type: ignore[arg-type]
+    return list(rows)  # type: ignore[arg-type]
+
+
+async def fixed_fee_quantities(
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, price_id: str
+) -> list[QuantityInterval]:
+    """The quantity a fixed fee is billed for over the subscription's life, in order, tiling
+    [start_date, end_date): the price's fixed_price_quantity (1 when it has none) until the first change.
+
+    The intervals cover the whole subscription; the fee is only billed while the subscription is on the
+    price's plan, so invoicing intersects them with the plan_phases on that plan."""
+    price = await prices.get_price(uow, principal=principal, price_id=price_id)
+    changes = await _price_quantity_changes(uow, principal, subscription.id, price_id)
+    return quantities_of(subscription, _base_quantity(price), changes)
+
+
+def _quantity(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValidationFailed("quantity", "must be a number")
+    try:
+        quantity = Decimal(str(value))
+    except DecimalException:
+        raise ValidationFailed("quantity", f"{value!r} is not a number") from None
+    if bounded("quantity", quantity) < 0:
+        raise ValidationFailed("quantity", "must be at least 0")
+    return quantity
+
+
+def _effective_date(value: Any) -> datetime:
+    """A date (midnight UTC, as Orb takes a date) or an ISO 8601 date-time with a timezone."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        except ValueError:
+            raise ValidationFailed("effective_date", f"{value!r} is not an ISO 8601 date") from None
+    return subscriptions.parse_instant("effective_date", value)
+
+
+async def _fixed_price_of(uow: UnitOfWork, principal: Principal, price_id: Any) -> Price:
+    if not isinstance(price_id, str) or not price_id:
+        raise ValidationFailed("price_id", "is required")
+    try:
+        price = await prices.get_price(uow, principal=principal, price_id=price_id)
+    except NotFound:
+        raise ValidationFailed("price_id", f"no price with price_id {price_id!r} exists") from None
+    if prices.price_type(price) != "fixed_price":
+        raise ValidationFailed("price_id", f"price {price_id!r} is a usage price; only a fixed fee has a quantity")
+    return price
+
+
+async def change_fixed_fee_quantity(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
+) -> Subscription:
+    """Bill a fixed fee of the subscription's plan for another quantity from a date (Orb's price_quantity).
+
+    ``change_option``: ``immediate`` (now; the default without ``effective_date``), ``effective_date``
+    (the default with one; not before the start nor at/after the end) or ``upcoming_invoice`` (the start
+    of the next billing period). The price must be a fixed price of the plan the subscription is on at
+    that date. A new change replaces the pending one for the same price and supersedes changes after it.
+    """
+    unknown = sorted(set(fields) - _QUANTITY_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a fixed fee quantity field")
+    if fields.get("quantity") is None:
+        raise ValidationFailed("quantity", "is required")
+    quantity = _quantity(fields["quantity"])
+    given = fields.get("effective_date")
+    option = fields.get("change_option") or ("effective_date" if given is not None else "immediate")
+    if option not in QUANTITY_CHANGE_OPTIONS:
+        raise ValidationFailed("change_option", f"must be one of {', '.join(QUANTITY_CHANGE_OPTIONS)}")
+    if option == "effective_date" and given is None:
+        raise ValidationFailed("effective_date", "is required when change_option is effective_date")
+    if option != "effective_date" and given is not None:
+        raise ValidationFailed("effective_date", "is only taken when change_option is effective_date")
+    requested = _effective_date(given) if given is not None else None
+    price = await _fixed_price_of(uow, principal, fields.get("price_id"))
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has ended", field="subscription_id")
+        end = subscription.end_date
+        if requested is not None:
+            if requested < subscription.start_date:
+                raise ValidationFailed("effective_date", "is before the subscription's start_date "
+                                       f"({subscription.start_date.isoformat()})")
+            if end is not None and requested >= end:
+                raise ValidationFailed("effective_date", f"is not before the subscription's end_date "
+                                       f"({end.isoformat()})")
+            at = requested
+        elif option == "immediate":
+            at = max(now, subscription.start_date)
+        else:
+            current = max(now, subscription.start_date)
+            plan_prices = await prices.prices_by_plan_ids(
+                uow, principal=principal, plan_ids=[await subscriptions.plan_id_at(uow, principal, subscription, current)])
+            cadence = subscriptions.billing_cadence(p.cadence for grouped in plan_prices.values() for p in grouped)
+            at = billing_period_for(subscription.start_date, cadence, current).end
+            if end is not None and at >= end:
+                raise ConstraintViolation(f"subscription {subscription_id!r} ends before its next billing period",
+                                          field="change_option")
+        plan_id = await subscriptions.plan_id_at(uow, principal, subscription, at)
+        if price.plan_id != plan_id:
+            raise ValidationFailed("price_id", f"price {price.id!r} is not a price of plan {plan_id!r}, which the "
+                                               f"subscription is on at {at.isoformat()}")
+        await uow.session.execute(delete(SubscriptionPriceQuantity).where(
+            SubscriptionPriceQuantity.org_id == principal.org_id,
+            SubscriptionPriceQuantity.subscription_id == subscription.id,
+            SubscriptionPriceQuantity.price_id == price.id,
+            or_(SubscriptionPriceQuantity.effective_date >= at,  # type: ignore[operator]
+                SubscriptionPriceQuantity.effective_date > now)))  # type: ignore[operator]
+        uow.session.add(SubscriptionPriceQuantity(
+            id=new_id(), org_id=principal.org_id, subscription_id=subscription.id, price_id=price.id,
+            quantity=quantity, effective_date=at, created_at=now))
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+async def unschedule_fixed_fee_quantity_updates(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, price_id: Any
+) -> Subscription:
+    """Drop a fixed fee's quantity change that has not taken effect yet."""
+    if not isinstance(price_id, str) or not price_id:
+        raise ValidationFailed("price_id", "is required")
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        result = await uow.session.execute(delete(SubscriptionPriceQuantity).where(
+            SubscriptionPriceQuantity.org_id == principal.org_id,
+            SubscriptionPriceQuantity.subscription_id == subscription.id,
+            SubscriptionPriceQuantity.price_id == price_id,
+            SubscriptionPriceQuantity.effective_date > now))  # type: ignore[operator]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise ConstraintViolation(f"subscription {subscription_id!r} has no pending quantity change for price "
+                                      f"{price_id!r}", field="price_id")
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription

@@ -23,7 +23,14 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Customer, Plan, Price, Subscription, SubscriptionPlanChange
+from persistence.tables import (
+    Customer,
+    Plan,
+    Price,
+    Subscription,
+    SubscriptionPlanChange,
+    SubscriptionPriceQuantity,
+)
 from persistence.types import UTCDateTime
 
 STATUSES = ("active", "ended", "upcoming")
@@ -345,7 +352,8 @@ async def cancel_subscription(
     ``immediate``: now (an upcoming subscription then ends at its start: it never runs).
     ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start.
     An ended subscription cannot be cancelled; a scheduled cancellation is replaced. Plan changes at
-    or after the end are dropped (unscheduling the cancellation does not bring them back).
+    or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
+    bring them back).
     """
     if cancel_option not in CANCEL_OPTIONS:
         raise ValidationFailed("cancel_option", f"must be one of {', '.join(CANCEL_OPTIONS)}")
@@ -370,10 +378,11 @@ async def cancel_subscription(
         else:
             end = await term_end(uow, principal, subscription, now)
         subscription.end_date = end
-        # The phases stop at the end: plan changes from then on would never take effect.
-        await uow.session.execute(delete(SubscriptionPlanChange).where(
-            SubscriptionPlanChange.org_id == principal.org_id, SubscriptionPlanChange.subscription_id == subscription.id,
-            SubscriptionPlanChange.effective_date >= end))  # type: ignore[arg-type]
+        # The schedule stops at the end: plan and quantity changes from then on would never take effect.
+        for change in (SubscriptionPlanChange, SubscriptionPriceQuantity):
+            await uow.session.execute(delete(change).where(
+                change.org_id == principal.org_id, change.subscription_id == subscription.id,  # type: ignore[attr-defined]
+                change.effective_date >= end))  # type: ignore[attr-defined]
         subscription.updated_at = now
         await uow.session.flush()
     return subscription

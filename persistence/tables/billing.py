@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from persistence.types import JSONDocument, UTCDateTime
+from persistence.types import JSONDocument, Money, UTCDateTime
 
 
 class Subscription(SQLModel, table=True):
@@ -54,5 +55,27 @@ class SubscriptionPlanChange(SQLModel, table=True):
     org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
     subscription_id: str = Field(foreign_key="subscriptions.id", max_length=32)
     plan_id: str = Field(foreign_key="plans.id", max_length=32)
+    effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SubscriptionPriceQuantity(SQLModel, table=True):
+    """From ``effective_date`` on, the subscription's fixed fee ``price_id`` is billed for ``quantity``.
+
+    Before a subscription's first row for a price, the price's own fixed_price_quantity applies (1 when
+    it has none); at most one row per price is pending (in the future).
+    """
+
+    __tablename__ = "subscription_price_quantities"
+    __table_args__ = (
+        Index("ix_subscription_price_quantities_subscription", "org_id", "subscription_id", "price_id",
+              "effective_date"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    subscription_id: str = Field(foreign_key="subscriptions.id", max_length=32)
+    price_id: str = Field(foreign_key="prices.id", max_length=32)
+    quantity: Decimal = Field(sa_type=Money, nullable=False)
     effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

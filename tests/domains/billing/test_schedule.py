@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from domains.billing import schedule
 from domains.billing import subscriptions as subs
 from domains.billing.schedule import PlanPhase
-from domains.catalog import items, plans
+from domains.catalog import items, plans, prices
 from domains.clock import FixedClock
 from domains.customers import service as customers
 from domains.errors import ConstraintViolation, ValidationFailed
+from domains.metering import metrics
 from domains.unit_of_work import UnitOfWork
 from persistence.db import session_factory
 
@@ -210,3 +212,89 @@ async def test_the_schedule_pages_oldest_first(unit, world):
                                         after_id=first.items[-1].id)
     assert [(e.plan_id, e.start_date, e.end_date) for e in rest.items] == [(enterprise.id, at(2024, 5, 1), None)]
     assert not rest.has_more
+
+
+# --- fixed fee quantities -----------------------------------------------------------------------------
+
+@pytest.fixture
+async def seats(unit, tenant):
+    """A subscription from 2024-01-15 on a plan with a seat fee (quantity 3) and a usage price."""
+    p = tenant.principal
+    item = await items.create_item(unit, principal=p, fields={"name": "Seats"})
+    metric = await metrics.create_metric(unit, principal=p, fields={
+        "name": "Calls", "sql": "SELECT COUNT(*) FROM events", "item_id": item.id})
+    plan = await plans.create_plan(unit, principal=p, fields={"name": "Team", "currency": "USD", "prices": [
+        {"name": "Seat", "item_id": item.id, "cadence": "monthly", "model_type": "unit",
+         "unit_config": {"unit_amount": "20.00"}, "fixed_price_quantity": "3"},
+        {"name": "Calls", "item_id": item.id, "cadence": "monthly", "model_type": "unit",
+         "billable_metric_id": metric.id, "unit_config": {"unit_amount": "0.01"}}]})
+    plan_prices = (await prices.prices_by_plan_ids(unit, principal=p, plan_ids=[plan.id]))[plan.id]
+    seat = next(x for x in plan_prices if x.billable_metric_id is None)
+    usage = next(x for x in plan_prices if x.billable_metric_id is not None)
+    customer = await customers.create_customer(unit, principal=p, fields={"name": "Acme", "email": "a@acme.com"})
+    sub = await subs.create_subscription(unit, principal=p, fields={
+        "customer_id": customer.id, "plan_id": plan.id, "start_date": at(2024, 1, 15)})
+    return p, sub.id, seat.id, usage.id
+
+
+async def _quantities(unit, p, sub_id, price_id):
+    sub = await subs.get_subscription(unit, principal=p, subscription_id=sub_id)
+    return [tuple(q) for q in await schedule.fixed_fee_quantities(unit, principal=p, subscription=sub,
+                                                                    price_id=price_id)]
+
+
+async def _set(unit, p, sub_id, **fields):
+    return await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields=fields)
+
+
+async def test_fixed_fee_quantities_change_now_on_a_date_and_at_the_next_invoice(unit, seats):
+    p, sub_id, seat, _ = seats
+    assert await _quantities(unit, p, sub_id, seat) == [(at(2024, 1, 15), None, Decimal(3))]
+    await _set(unit, p, sub_id, price_id=seat, quantity=5)
+    assert await _quantities(unit, p, sub_id, seat) == [(at(2024, 1, 15), NOW, Decimal(3)), (NOW, None, Decimal(5))]
+    # A date: the pending change; a second one replaces it.
+    await _set(unit, p, sub_id, price_id=seat, quantity="7", effective_date="2024-04-01")
+    await _set(unit, p, sub_id, price_id=seat, quantity=8, change_option="upcoming_invoice")
+    assert await _quantities(unit, p, sub_id, seat) == [
+        (at(2024, 1, 15), NOW, Decimal(3)), (NOW, at(2024, 3, 15), Decimal(5)), (at(2024, 3, 15), None, Decimal(8))]
+    await schedule.unschedule_fixed_fee_quantity_updates(unit, principal=p, subscription_id=sub_id, price_id=seat)
+    assert await _quantities(unit, p, sub_id, seat) == [(at(2024, 1, 15), NOW, Decimal(3)), (NOW, None, Decimal(5))]
+    # Cancelling cuts the intervals at the end.
+    await _set(unit, p, sub_id, price_id=seat, quantity=9, effective_date="2024-05-01T00:00:00Z")
+    await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
+                                   cancellation_date=at(2024, 4, 1))
+    assert await _quantities(unit, p, sub_id, seat) == [
+        (at(2024, 1, 15), NOW, Decimal(3)), (NOW, at(2024, 4, 1), Decimal(5))]
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"quantity": -1}, "quantity"),
+    ({"quantity": "many"}, "quantity"),
+    ({}, "quantity"),
+    ({"quantity": 2, "price_id": "usage"}, "price_id"),
+    ({"quantity": 2, "price_id": "nope"}, "price_id"),
+    ({"quantity": 2, "change_option": "effective_date"}, "effective_date"),
+    ({"quantity": 2, "effective_date": "2024-01-01"}, "effective_date"),
+    ({"quantity": 2, "effective_date": "2024-13-01"}, "effective_date"),
+    ({"quantity": 2, "change_option": "later"}, "change_option"),
+    ({"quantity": 2, "allow_invoice_credit_or_void": True}, "allow_invoice_credit_or_void"),
+])
+async def test_bad_quantity_changes_name_the_field(unit, seats, fields, field):
+    p, sub_id, seat, usage = seats
+    price_id = {"usage": usage, "nope": "nope"}.get(fields.get("price_id"), seat)
+    with pytest.raises(ValidationFailed) as error:
+        await _set(unit, p, sub_id, **{**fields, "price_id": price_id})
+    assert error.value.field == field
+    assert await _quantities(unit, p, sub_id, seat) == [(at(2024, 1, 15), None, Decimal(3))]
+
+
+async def test_a_fixed_price_of_another_plan_is_refused(unit, seats, world):
+    p, sub_id, seat, _ = seats
+    _, other_sub, *_ = world  # on Basic: the seat price is not on its plan
+    other_id = other_sub.id
+    with pytest.raises(ValidationFailed) as error:
+        await _set(unit, p, other_id, price_id=seat, quantity=2)
+    assert error.value.field == "price_id"
+    with pytest.raises(ConstraintViolation) as nothing:
+        await schedule.unschedule_fixed_fee_quantity_updates(unit, principal=p, subscription_id=sub_id, price_id=seat)
+    assert nothing.value.field == "price_id"

@@ -262,6 +262,54 @@ def quantities_of(
     return intervals
 
 
+class FixedFeeQuantity(NamedTuple):
+    """An entry of Orb's fixed_fee_quantity_schedule: a fixed fee's quantity while its plan is in effect."""
+
+    price_id: str
+    start: datetime
+    end: datetime | None
+    quantity: Decimal
+
+
+def fixed_fee_schedule_of(
+    subscription: Subscription, phases: Sequence[PlanPhase], prices_by_plan: Mapping[str, Sequence[Price]],
+    changes: Iterable[SubscriptionPriceQuantity],
+) -> list[FixedFeeQuantity]:
+    """Pure: each phase's fixed fees with their quantity intervals cut to the phase, in time order."""
+    by_price: dict[str, list[SubscriptionPriceQuantity]] = {}
+    for change in changes:
+        by_price.setdefault(change.price_id, []).append(change)
+    entries: list[FixedFeeQuantity] = []
+    for phase in phases:
+        for price in prices_by_plan.get(phase.plan_id, []):
+            if prices.price_type(price) != "fixed_price":
+                continue
+            for start, end, quantity in quantities_of(subscription, _base_quantity(price), by_price.get(price.id, [])):
+                lo = max(start, phase.start)
+                ends = [e for e in (end, phase.end) if e is not None]
+                hi = min(ends) if ends else None
+                if hi is None or lo < hi:
+                    entries.append(FixedFeeQuantity(price.id, lo, hi, quantity))
+    return sorted(entries, key=lambda e: (e.start, e.price_id))
+
+
+async def quantity_changes_by_subscription_ids(
+    uow: UnitOfWork, *, principal: Principal, subscription_ids: Sequence[str]
+) -> dict[str, list[SubscriptionPriceQuantity]]:
+    """The fixed fee quantity rows of many subscriptions in one statement (the loaders' batch)."""
+    if not subscription_ids:
+        return {}
+    rows = await uow.rows(
+        select(*_QUANTITY_COLUMNS)
+        .where(SubscriptionPriceQuantity.org_id == principal.org_id,
+               SubscriptionPriceQuantity.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
+        .order_by(SubscriptionPriceQuantity.effective_date))  # type: ignore[arg-type]
+    grouped: dict[str, list[SubscriptionPriceQuantity]] = {}
+    for row in rows:
+        grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
+    return grouped
+
+
 def _base_quantity(price: Price) -> Decimal:
     return price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
 

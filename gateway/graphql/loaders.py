@@ -13,7 +13,15 @@ from domains.customers import service as customers
 from domains.metering import metrics
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import BillableMetric, Customer, Item, Plan, Price, SubscriptionPlanChange
+from persistence.tables import (
+    BillableMetric,
+    Customer,
+    Item,
+    Plan,
+    Price,
+    SubscriptionPlanChange,
+    SubscriptionPriceQuantity,
+)
 
 
 class CustomerByIdLoader(DataLoader[str, Customer | None]):
@@ -87,6 +95,17 @@ class PlanChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPlanCha
         return [grouped.get(key, []) for key in keys]
 
 
+class QuantityChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPriceQuantity]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[SubscriptionPriceQuantity]]:
+        grouped = await schedule.quantity_changes_by_subscription_ids(self.uow, principal=self.principal,
+                                                                      subscription_ids=keys)
+        return [grouped.get(key, []) for key in keys]
+
+
 class Loaders:
     """A request's loaders, each made on first use (most requests touch one or two)."""
 
@@ -120,6 +139,10 @@ class Loaders:
     @cached_property
     def plan_changes_by_subscription_id(self) -> PlanChangesBySubscriptionIdLoader:
         return PlanChangesBySubscriptionIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def quantity_changes_by_subscription_id(self) -> QuantityChangesBySubscriptionIdLoader:
+        return QuantityChangesBySubscriptionIdLoader(self.uow, self.principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 import strawberry
@@ -98,6 +99,17 @@ class SubscriptionType:
         period = await _current_period(root, info)
         return period.end if period else None
 
+    @strawberry.field(description="Each fixed fee's quantity over time, while its plan is in effect.")
+    @staticmethod
+    async def fixed_fee_quantity_schedule(root: SubscriptionRow, info: Resolve) -> list[FixedFeeQuantityType]:
+        loaders = info.context.loaders
+        phases = await _phases(root, info)
+        plan_ids = sorted({p.plan_id for p in phases})
+        plan_prices = dict(zip(plan_ids, await loaders.prices_by_plan_id.load_many(plan_ids), strict=True))
+        changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
+        return [FixedFeeQuantityType(price_id=e.price_id, start_date=e.start, end_date=e.end, quantity=e.quantity)
+                for e in schedule.fixed_fee_schedule_of(root, phases, plan_prices, changes)]
+
     @strawberry.field(description="Day of the month billing periods start on (the start date's).")
     @staticmethod
     def billing_cycle_day(root: SubscriptionRow) -> int:
@@ -142,6 +154,14 @@ class SubscriptionType:
     @staticmethod
     def maximum_intervals(root: SubscriptionRow) -> JSON:
         return []
+
+
+@strawberry.type(name="FixedFeeQuantity", description="A fixed fee's quantity over a span of time.")
+class FixedFeeQuantityType:
+    price_id: str
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    quantity: Decimal
 
 
 @strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")
@@ -211,6 +231,16 @@ class PlanChangeInput:
     external_plan_id: str | None = strawberry.UNSET
     change_date: datetime | None = strawberry.field(default=strawberry.UNSET,
                                                     description="Required with requested_date, else refused.")
+
+
+@strawberry.input
+class FixedFeeQuantityInput:
+    price_id: str | None = strawberry.UNSET
+    quantity: JSON | None = strawberry.field(default=strawberry.UNSET, description="A number (0 or more).")
+    effective_date: str | None = strawberry.field(default=strawberry.UNSET,
+                                                  description="A date (midnight UTC) or a date-time.")
+    change_option: str | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="immediate, effective_date or upcoming_invoice.")
 
 
 @strawberry.type
@@ -286,3 +316,17 @@ class SubscriptionMutations:
         ctx = info.context
         return await schedule.unschedule_pending_plan_changes(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id)
+
+    @strawberry.mutation(description="Bill a fixed fee for another quantity from now, a date or the next invoice.")
+    async def change_fixed_fee_quantity(self, info: Resolve, id: strawberry.ID,
+                                        input: FixedFeeQuantityInput) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.change_fixed_fee_quantity(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Drop a fixed fee's quantity change that has not taken effect yet.")
+    async def unschedule_fixed_fee_quantity_updates(self, info: Resolve, id: strawberry.ID,
+                                                    price_id: str | None = None) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.unschedule_fixed_fee_quantity_updates(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, price_id=price_id)

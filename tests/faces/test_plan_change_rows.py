@@ -173,3 +173,54 @@ async def test_every_subscription_operation_over_json_rpc(client, tenant):
     assert bad["error"]["code"] == -32602 and bad["error"]["data"]["field"] == "change_date"
     missing = await rpc("subscriptions.get", {"id": "nope"})
     assert missing["error"]["code"] == -32004
+
+
+async def test_fixed_fee_quantities_on_orb_the_graph_and_json_rpc(client, tenant):
+    key = tenant.key
+    sub, basic, pro = await _subscribed(client, key)
+    fee = basic["prices"][0]["id"]
+    path = f"/v1/subscriptions/{sub['id']}"
+    assert sub["fixed_fee_quantity_schedule"] == [
+        {"price_id": fee, "start_date": "2024-01-15T00:00:00Z", "end_date": None, "quantity": "1.00"}]
+    later = (datetime.now(UTC) + timedelta(days=40)).date().isoformat()
+    status, changed = await _call(client, key, "POST", f"{path}/price_quantity",
+                                  {"price_id": fee, "quantity": 4, "effective_date": later})
+    assert status == 200, changed
+    assert [(e["end_date"], e["quantity"]) for e in changed["fixed_fee_quantity_schedule"]] == [
+        (f"{later}T00:00:00Z", "1.00"), (None, "4.00")]
+    for body, field in (({"price_id": fee, "quantity": -1}, "quantity"),
+                        ({"price_id": "nope", "quantity": 2}, "price_id"),
+                        ({"price_id": pro["prices"][0]["id"], "quantity": 2}, "price_id"),
+                        ({"price_id": fee, "quantity": 2, "effective_date": "2020-01-01"}, "effective_date")):
+        status, error = await _call(client, key, "POST", f"{path}/price_quantity", body)
+        assert status == 400 and error["validation_errors"][0]["field"] == field, (body, error)
+    status, dropped = await _call(client, key, "POST", f"{path}/unschedule_fixed_fee_quantity_updates",
+                                  {"price_id": fee})
+    assert status == 200 and [e["quantity"] for e in dropped["fixed_fee_quantity_schedule"]] == ["1.00"]
+    status, error = await _call(client, key, "POST", f"{path}/unschedule_fixed_fee_quantity_updates", {})
+    assert status == 400 and error["validation_errors"][0]["field"] == "price_id"
+
+    graph = await client.post("/graphql", headers=tenant.bearer, json={
+        "query": """mutation($id: ID!, $input: FixedFeeQuantityInput!) { changeFixedFeeQuantity(id: $id, input: $input)
+                    { fixedFeeQuantitySchedule { priceId quantity endDate } } }""",
+        "variables": {"id": sub["id"], "input": {"priceId": fee, "quantity": "2.5"}}})
+    schedule_now = (await graph.json())["data"]["changeFixedFeeQuantity"]["fixedFeeQuantitySchedule"]
+    assert [(e["priceId"], e["quantity"]) for e in schedule_now] == [(fee, "1.00"), (fee, "2.50")]
+    assert schedule_now[0]["endDate"] is not None and schedule_now[1]["endDate"] is None
+
+    async def rpc(method, params):
+        response = await client.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},
+                                     headers={"X-Api-Key": key})
+        return await response.json()
+
+    pending = await rpc("subscriptions.update_fixed_fee_quantity", {
+        "id": sub["id"], "price_id": fee, "quantity": 6, "change_option": "upcoming_invoice"})
+    assert [e["quantity"] for e in pending["result"]["fixed_fee_quantity_schedule"]] == ["1.00", "2.50", "6.00"]
+    dropped = await rpc("subscriptions.unschedule_fixed_fee_quantity_updates", {"id": sub["id"], "price_id": fee})
+    assert [e["quantity"] for e in dropped["result"]["fixed_fee_quantity_schedule"]] == ["1.00", "2.50"]
+    # After a plan change the schedule lists the new plan's fixed fee from the change on.
+    changed = await rpc("subscriptions.schedule_plan_change", {"id": sub["id"], "plan_id": pro["id"],
+                                                               "change_option": "immediate"})
+    fees = changed["result"]["fixed_fee_quantity_schedule"]
+    assert [(e["price_id"], e["quantity"]) for e in fees] == [(fee, "1.00"), (fee, "2.50"), (pro["prices"][0]["id"], "1.00")]
+    assert fees[1]["end_date"] == fees[2]["start_date"] and fees[2]["end_date"] is None

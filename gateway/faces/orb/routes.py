@@ -43,6 +43,7 @@ BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_i
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
                        "auto_collection", "metadata")
 PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id")
+FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
                           "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
 
@@ -102,6 +103,11 @@ ROWS: list[Row] = [
         args={"id": Path("subscription_id"), "input": Body(allow=PLAN_CHANGE_FIELDS)}),
     Row("POST", "/subscriptions/{subscription_id}/unschedule_pending_plan_changes", "unschedulePendingPlanChanges",
         SUBSCRIPTION, args={"id": Path("subscription_id")}),
+    Row("POST", "/subscriptions/{subscription_id}/price_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
+    Row("POST", "/subscriptions/{subscription_id}/unschedule_fixed_fee_quantity_updates",
+        "unscheduleFixedFeeQuantityUpdates", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "priceId": BodyField("price_id")}),
     Row("GET", "/subscriptions/{subscription_id}/schedule", "subscriptionSchedule", page_of(SUBSCRIPTION_SCHEDULE),
         args={"id": Path("subscription_id"), **PAGE_ARGS}),
     Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,

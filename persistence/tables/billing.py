@@ -13,7 +13,9 @@ class Subscription(SQLModel, table=True):
     """A customer's subscription to a plan, from start_date to end_date (open while null).
 
     The status (upcoming / active / ended) is not stored: it follows from the dates and the clock,
-    so it is never stale. Billing periods are anchored on start_date.
+    so it is never stale. Billing periods are anchored on start_date. ``plan_id`` is the plan it
+    *started* on: with plan changes (SubscriptionPlanChange) the current plan is derived from the
+    phases (domains.billing.schedule.current_plan_id), never written back here.
     """
 
     __tablename__ = "subscriptions"

@@ -1,24 +1,466 @@
-"""The plans a subscription is on over time (replaced by plan changes)."""
+"""A subscription's schedule: which plan it is on over time, its fixed fees' quantities over time,
+and changing them.
+
+Storage: ``subscriptions.plan_id`` is the plan the subscription *started* on; each plan change is a
+row (``subscription_plan_changes``) saying "from ``effective_date`` on, plan X". The phases are
+derived from both and the end date, so a scheduled change takes effect by the clock, with no job,
+and the current plan (what the faces show as the subscription's plan) is the plan of the phase
+holding now: ``current_plan_id``.
+
+Rules (as Orb's schedule_plan_change): ``immediate`` changes at now (at the start for an upcoming
+subscription), ``end_of_subscription_term`` at the end of the current term (as cancellation computes
+it), ``requested_date`` at ``change_date`` (backdating allowed, not before the start nor at/after the
+end). At most one change is pending (in the future): a new change replaces it, and also supersedes
+every change at or after its own date (a backdated change rewrites the history after it). The plan
+must be active and bill in the subscription's currency.
+
+Fixed fee quantities follow the same pattern per (subscription, price): ``subscription_price_quantities``
+rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_quantity``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal, DecimalException
+from typing import Any, NamedTuple
 
+from sqlalchemy import delete, or_, select
+
+from domains.amounts import bounded
+from domains.billing import subscriptions
+from domains.billing.periods import billing_period_for
+from domains.catalog import prices
+from domains.errors import ConstraintViolation, NotFound, ValidationFailed
+from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import Subscription
+from persistence.ids import new_id
+from persistence.tables import Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
+
+CHANGE_OPTIONS = ("requested_date", "end_of_subscription_term", "immediate")
+_CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id"})
+_CHANGE_COLUMNS = list(SubscriptionPlanChange.__table__.columns)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class PlanPhase:
-    """One plan over ``[start, end)`` of a subscription's life (``end`` None: open-ended)."""
-
     plan_id: str
     start: datetime
-    end: datetime | None
+    end: datetime | None   # None = open-ended
+
+
+@dataclass(frozen=True)
+class ScheduledPlan:
+    """One entry of Orb's subscription schedule: a phase and when the change that began it was made.
+
+    ``id`` is the plan change's id (the subscription's for the starting plan): the page cursor."""
+
+    id: str
+    plan_id: str
+    start_date: datetime
+    end_date: datetime | None
+    created_at: datetime
+
+
+def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[ScheduledPlan]:
+    """The phases tiling [start_date, end_date), in order: changes at or after the end are cut off,
+    a change at the start replaces the starting plan, and a change to the plan already in effect
+    does not split a phase."""
+    end = subscription.end_date
+    entries: list[ScheduledPlan] = []
+    key, plan_id, start, made = subscription.id, subscription.plan_id, subscription.start_date, subscription.created_at
+    for change in sorted(changes, key=lambda c: c.effective_date):
+        if end is not None and change.effective_date >= end:
+            break
+        if change.effective_date <= start:
+            key, plan_id, made = change.id, change.plan_id, change.created_at
+            continue
+        if change.plan_id == plan_id:
+            continue
+        entries.append(ScheduledPlan(key, plan_id, start, change.effective_date, made))
+        key, plan_id, start, made = change.id, change.plan_id, change.effective_date, change.created_at
+    entries.append(ScheduledPlan(key, plan_id, start, end, made))
+    return entries
+
+
+def phases_of(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[PlanPhase]:
+    """Pure: the plan phases of a subscription given its plan change rows."""
+    return [PlanPhase(e.plan_id, e.start_date, e.end_date) for e in _entries(subscription, changes)]
+
+
+def current_plan_id(phases: Sequence[PlanPhase], now: datetime) -> str:
+    """The plan of the phase holding now; the first plan before the start, the last one after the end."""
+    for phase in phases:
+        if phase.start <= now and (phase.end is None or now < phase.end):
+            return phase.plan_id
+    return phases[0].plan_id if now < phases[0].start else phases[-1].plan_id
+
+
+async def plan_changes_by_subscription_ids(
+    uow: UnitOfWork, *, principal: Principal, subscription_ids: Sequence[str]
+) -> dict[str, list[SubscriptionPlanChange]]:
+    """The plan change rows of many subscriptions in one statement, oldest first (the loaders' batch)."""
+    if not subscription_ids:
+        return {}
+    rows = await uow.rows(
+        select(*_CHANGE_COLUMNS)
+        .where(SubscriptionPlanChange.org_id == principal.org_id,
+               SubscriptionPlanChange.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
+        .order_by(SubscriptionPlanChange.effective_date))  # type: ignore[arg-type]
+    grouped: dict[str, list[SubscriptionPlanChange]] = {}
+    for row in rows:
+        grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
+    return grouped
+
+
+async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
+    grouped = await plan_changes_by_subscription_ids(uow, principal=principal, subscription_ids=[subscription_id])
+    return grouped.get(subscription_id, [])
 
 
 async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription) -> list[PlanPhase]:
-    """The subscription's plan phases in order; replaced by plan changes (one phase until then)."""
-    return [PlanPhase(subscription.plan_id, subscription.start_date, subscription.end_date)]
+    """The plans a subscription is on over time, in order, tiling [start_date, end_date)."""
+    return phases_of(subscription, await _changes(uow, principal, subscription.id))
+
+
+async def list_schedule(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, limit: int | None = None,
+    after_id: str | None = None,
+) -> Page[ScheduledPlan]:
+    """The subscription's schedule (Orb's GET /subscriptions/{id}/schedule), oldest phase first."""
+    limit = page_size(limit)
+    subscription = await subscriptions.get_subscription(uow, principal=principal, subscription_id=subscription_id)
+    entries = _entries(subscription, await _changes(uow, principal, subscription.id))
+    if after_id is not None:
+        keys = [entry.id for entry in entries]
+        # A cursor past a phase a later change removed restarts nowhere rather than repeating phases.
+        entries = entries[keys.index(after_id) + 1:] if after_id in keys else []
+    return Page.from_rows(entries[:limit + 1], limit)
+
+
+def _change_date(fields: Mapping[str, Any]) -> datetime | None:
+    option = fields.get("change_option")
+    if option not in CHANGE_OPTIONS:
+        raise ValidationFailed("change_option", f"must be one of {', '.join(CHANGE_OPTIONS)}")
+    given = fields.get("change_date")
+    if option == "requested_date":
+        if given is None:
+            raise ValidationFailed("change_date", "is required when change_option is requested_date")
+        return subscriptions.parse_instant("change_date", given)
+    if given is not None:
+        raise ValidationFailed("change_date", "is only taken when change_option is requested_date")
+    return None
+
+
+async def schedule_plan_change(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
+) -> Subscription:
+    """Move the subscription to another plan (by ``plan_id`` or ``external_plan_id``) at the date the
+    ``change_option`` says, replacing any pending change (see the module's rules)."""
+    unknown = sorted(set(fields) - _CHANGE_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a plan change field")
+    requested = _change_date(fields)
+    plan = await subscriptions.active_plan_of(uow, principal, fields)
+    plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has ended; its plan cannot change",
+                                      field="subscription_id")
+        if plan.currency != subscription.currency:
+            raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the subscription bills in "
+                                               f"{subscription.currency}")
+        end = subscription.end_date
+        if requested is not None:
+            if requested < subscription.start_date:
+                raise ValidationFailed("change_date", "is before the subscription's start_date "
+                                       f"({subscription.start_date.isoformat()})")
+            if end is not None and requested >= end:
+                raise ValidationFailed("change_date", f"is not before the subscription's end_date ({end.isoformat()})")
+            at = requested
+        elif fields["change_option"] == "immediate":
+            at = max(now, subscription.start_date)
+        else:
+            at = await subscriptions.term_end(uow, principal, subscription, now)
+            if end is not None and at >= end:
+                raise ConstraintViolation(f"subscription {subscription_id!r} ends ({end.isoformat()}) before its "
+                                          "term does; there is no next term to change plan at", field="change_option")
+        await _drop_changes(uow, principal, subscription.id, or_(
+            SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
+        uow.session.add(SubscriptionPlanChange(id=new_id(), org_id=principal.org_id, subscription_id=subscription.id,
+                                               plan_id=plan.id, effective_date=at, created_at=now))
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+async def _drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
+    result = await uow.session.execute(delete(SubscriptionPlanChange).where(
+        SubscriptionPlanChange.org_id == principal.org_id, SubscriptionPlanChange.subscription_id == subscription_id,
+        condition))
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
+async def unschedule_pending_plan_changes(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str
+) -> Subscription:
+    """Drop the plan change that has not taken effect yet: the subscription stays on its current plan."""
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        dropped = await _drop_changes(uow, principal, subscription.id,
+                                      SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
+        if not dropped:
+            raise ConstraintViolation(f"subscription {subscription_id!r} has no pending plan change",
+                                      field="subscription_id")
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+
+# --- fixed fee quantities ------------------------------------------------------------------------------
+
+QUANTITY_CHANGE_OPTIONS = ("immediate", "upcoming_invoice", "effective_date")
+_QUANTITY_FIELDS = frozenset({"price_id", "quantity", "effective_date", "change_option"})
+_QUANTITY_COLUMNS = list(SubscriptionPriceQuantity.__table__.columns)  # type: ignore[attr-defined]
+
+
+class QuantityInterval(NamedTuple):
+    """``[start, end)`` (end None: open-ended) during which a fixed fee is billed for ``quantity``."""
+
+    start: datetime
+    end: datetime | None
+    quantity: Decimal
+
+
+def quantities_of(
+    subscription: Subscription, base: Decimal, changes: Iterable[SubscriptionPriceQuantity]
+) -> list[QuantityInterval]:
+    """Pure: the quantity intervals tiling [start_date, end_date), from the price's own quantity and the
+    changes (cut at the end; a change at the start replaces the base; equal neighbours merge)."""
+    end = subscription.end_date
+    intervals: list[QuantityInterval] = []
+    quantity, start = base, subscription.start_date
+    for change in sorted(changes, key=lambda c: c.effective_date):
+        if end is not None and change.effective_date >= end:
+            break
+        if change.effective_date <= start:
+            quantity = change.quantity
+            continue
+        if change.quantity == quantity:
+            continue
+        intervals.append(QuantityInterval(start, change.effective_date, quantity))
+        quantity, start = change.quantity, change.effective_date
+    intervals.append(QuantityInterval(start, end, quantity))
+    return intervals
+
+
+class FixedFeeQuantity(NamedTuple):
+    """An entry of Orb's fixed_fee_quantity_schedule: a fixed fee's quantity while its plan is in effect."""
+
+    price_id: str
+    start: datetime
+    end: datetime | None
+    quantity: Decimal
+
+
+def fixed_fee_schedule_of(
+    subscription: Subscription, phases: Sequence[PlanPhase], prices_by_plan: Mapping[str, Sequence[Price]],
+    changes: Iterable[SubscriptionPriceQuantity],
+) -> list[FixedFeeQuantity]:
+    """Pure: each phase's fixed fees with their quantity intervals cut to the phase, in time order."""
+    by_price: dict[str, list[SubscriptionPriceQuantity]] = {}
+    for change in changes:
+        by_price.setdefault(change.price_id, []).append(change)
+    entries: list[FixedFeeQuantity] = []
+    for phase in phases:
+        for price in prices_by_plan.get(phase.plan_id, []):
+            if prices.price_type(price) != "fixed_price":
+                continue
+            for start, end, quantity in quantities_of(subscription, _base_quantity(price), by_price.get(price.id, [])):
+                lo = max(start, phase.start)
+                ends = [e for e in (end, phase.end) if e is not None]
+                hi = min(ends) if ends else None
+                if hi is None or lo < hi:
+                    entries.append(FixedFeeQuantity(price.id, lo, hi, quantity))
+    return sorted(entries, key=lambda e: (e.start, e.price_id))
+
+
+async def quantity_changes_by_subscription_ids(
+    uow: UnitOfWork, *, principal: Principal, subscription_ids: Sequence[str]
+) -> dict[str, list[SubscriptionPriceQuantity]]:
+    """The fixed fee quantity rows of many subscriptions in one statement (the loaders' batch)."""
+    if not subscription_ids:
+        return {}
+    rows = await uow.rows(
+        select(*_QUANTITY_COLUMNS)
+        .where(SubscriptionPriceQuantity.org_id == principal.org_id,
+               SubscriptionPriceQuantity.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
+        .order_by(SubscriptionPriceQuantity.effective_date))  # type: ignore[arg-type]
+    grouped: dict[str, list[SubscriptionPriceQuantity]] = {}
+    for row in rows:
+        grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
+    return grouped
+
+
+def _base_quantity(price: Price) -> Decimal:
+    return price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
+
+
+async def _price_quantity_changes(
+    uow: UnitOfWork, principal: Principal, subscription_id: str, price_id: str
+) -> list[SubscriptionPriceQuantity]:
+    rows = await uow.rows(
+        select(*_QUANTITY_COLUMNS)
+        .where(SubscriptionPriceQuantity.org_id == principal.org_id,
+               SubscriptionPriceQuantity.subscription_id == subscription_id,
+               SubscriptionPriceQuantity.price_id == price_id)
+        .order_by(SubscriptionPriceQuantity.effective_date))  # type: ignore[arg-type]
+    return list(rows)  # type: ignore[arg-type]
+
+
+async def fixed_fee_quantities(
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, price_id: str
+) -> list[QuantityInterval]:
+    """The quantity a fixed fee is billed for over the subscription's life, in order, tiling
+    [start_date, end_date): the price's fixed_price_quantity (1 when it has none) until the first change.
+
+    The intervals cover the whole subscription; the fee is only billed while the subscription is on the
+    price's plan, so invoicing intersects them with the plan_phases on that plan."""
+    price = await prices.get_price(uow, principal=principal, price_id=price_id)
+    changes = await _price_quantity_changes(uow, principal, subscription.id, price_id)
+    return quantities_of(subscription, _base_quantity(price), changes)
+
+
+def _quantity(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ValidationFailed("quantity", "must be a number")
+    try:
+        quantity = Decimal(str(value))
+    except DecimalException:
+        raise ValidationFailed("quantity", f"{value!r} is not a number") from None
+    if bounded("quantity", quantity) < 0:
+        raise ValidationFailed("quantity", "must be at least 0")
+    return quantity
+
+
+def _effective_date(value: Any) -> datetime:
+    """A date (midnight UTC, as Orb takes a date) or an ISO 8601 date-time with a timezone."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+        except ValueError:
+            raise ValidationFailed("effective_date", f"{value!r} is not an ISO 8601 date") from None
+    return subscriptions.parse_instant("effective_date", value)
+
+
+async def _fixed_price_of(uow: UnitOfWork, principal: Principal, price_id: Any) -> Price:
+    if not isinstance(price_id, str) or not price_id:
+        raise ValidationFailed("price_id", "is required")
+    try:
+        price = await prices.get_price(uow, principal=principal, price_id=price_id)
+    except NotFound:
+        raise ValidationFailed("price_id", f"no price with price_id {price_id!r} exists") from None
+    if prices.price_type(price) != "fixed_price":
+        raise ValidationFailed("price_id", f"price {price_id!r} is a usage price; only a fixed fee has a quantity")
+    return price
+
+
+async def change_fixed_fee_quantity(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
+) -> Subscription:
+    """Bill a fixed fee of the subscription's plan for another quantity from a date (Orb's price_quantity).
+
+    ``change_option``: ``immediate`` (now; the default without ``effective_date``), ``effective_date``
+    (the default with one; not before the start nor at/after the end) or ``upcoming_invoice`` (the start
+    of the next billing period). The price must be a fixed price of the plan the subscription is on at
+    that date. A new change replaces the pending one for the same price and supersedes changes after it.
+    """
+    unknown = sorted(set(fields) - _QUANTITY_FIELDS)
+    if unknown:
+        raise ValidationFailed(unknown[0], "is not a fixed fee quantity field")
+    if fields.get("quantity") is None:
+        raise ValidationFailed("quantity", "is required")
+    quantity = _quantity(fields["quantity"])
+    given = fields.get("effective_date")
+    option = fields.get("change_option") or ("effective_date" if given is not None else "immediate")
+    if option not in QUANTITY_CHANGE_OPTIONS:
+        raise ValidationFailed("change_option", f"must be one of {', '.join(QUANTITY_CHANGE_OPTIONS)}")
+    if option == "effective_date" and given is None:
+        raise ValidationFailed("effective_date", "is required when change_option is effective_date")
+    if option != "effective_date" and given is not None:
+        raise ValidationFailed("effective_date", "is only taken when change_option is effective_date")
+    requested = _effective_date(given) if given is not None else None
+    price = await _fixed_price_of(uow, principal, fields.get("price_id"))
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has ended", field="subscription_id")
+        end = subscription.end_date
+        if requested is not None:
+            if requested < subscription.start_date:
+                raise ValidationFailed("effective_date", "is before the subscription's start_date "
+                                       f"({subscription.start_date.isoformat()})")
+            if end is not None and requested >= end:
+                raise ValidationFailed("effective_date", f"is not before the subscription's end_date "
+                                       f"({end.isoformat()})")
+            at = requested
+        elif option == "immediate":
+            at = max(now, subscription.start_date)
+        else:
+            current = max(now, subscription.start_date)
+            plan_prices = await prices.prices_by_plan_ids(
+                uow, principal=principal, plan_ids=[await subscriptions.plan_id_at(uow, principal, subscription, current)])
+            cadence = subscriptions.billing_cadence(p.cadence for grouped in plan_prices.values() for p in grouped)
+            at = billing_period_for(subscription.start_date, cadence, current).end
+            if end is not None and at >= end:
+                raise ConstraintViolation(f"subscription {subscription_id!r} ends before its next billing period",
+                                          field="change_option")
+        plan_id = await subscriptions.plan_id_at(uow, principal, subscription, at)
+        if price.plan_id != plan_id:
+            raise ValidationFailed("price_id", f"price {price.id!r} is not a price of plan {plan_id!r}, which the "
+                                               f"subscription is on at {at.isoformat()}")
+        await uow.session.execute(delete(SubscriptionPriceQuantity).where(
+            SubscriptionPriceQuantity.org_id == principal.org_id,
+            SubscriptionPriceQuantity.subscription_id == subscription.id,
+            SubscriptionPriceQuantity.price_id == price.id,
+            or_(SubscriptionPriceQuantity.effective_date >= at,  # type: ignore[operator]
+                SubscriptionPriceQuantity.effective_date > now)))  # type: ignore[operator]
+        uow.session.add(SubscriptionPriceQuantity(
+            id=new_id(), org_id=principal.org_id, subscription_id=subscription.id, price_id=price.id,
+            quantity=quantity, effective_date=at, created_at=now))
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+async def unschedule_fixed_fee_quantity_updates(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, price_id: Any
+) -> Subscription:
+    """Drop a fixed fee's quantity change that has not taken effect yet."""
+    if not isinstance(price_id, str) or not price_id:
+        raise ValidationFailed("price_id", "is required")
+    now = uow.clock.now()
+    async with uow.transaction():
+        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
+        if subscriptions.subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        result = await uow.session.execute(delete(SubscriptionPriceQuantity).where(
+            SubscriptionPriceQuantity.org_id == principal.org_id,
+            SubscriptionPriceQuantity.subscription_id == subscription.id,
+            SubscriptionPriceQuantity.price_id == price_id,
+            SubscriptionPriceQuantity.effective_date > now))  # type: ignore[operator]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise ConstraintViolation(f"subscription {subscription_id!r} has no pending quantity change for price "
+                                      f"{price_id!r}", field="price_id")
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, or_, select, update
 
 from domains.billing.periods import CADENCE_MONTHS, Period, billing_period_for
 from domains.catalog import plans
@@ -23,7 +23,14 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Customer, Plan, Price, Subscription
+from persistence.tables import (
+    Customer,
+    Plan,
+    Price,
+    Subscription,
+    SubscriptionPlanChange,
+    SubscriptionPriceQuantity,
+)
 from persistence.types import UTCDateTime
 
 STATUSES = ("active", "ended", "upcoming")
@@ -57,7 +64,7 @@ def _status_condition(status: str, now: Any) -> ColumnElement[bool]:
     return and_(start <= now, open_after)  # type: ignore[operator]
 
 
-def _instant(field: str, value: Any) -> datetime:
+def parse_instant(field: str, value: Any) -> datetime:
     """An aware instant (a datetime, or ISO 8601 text with a timezone), in UTC."""
     if isinstance(value, str):
         try:
@@ -101,7 +108,7 @@ async def _customer_of(uow: UnitOfWork, principal: Principal, fields: Mapping[st
         raise ValidationFailed(key, f"no customer with {key} {value!r} exists") from None
 
 
-async def _plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Plan:
+async def active_plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Plan:
     key, value = _one_of_ids(fields, "plan_id", "external_plan_id")
     try:
         if key == "plan_id":
@@ -127,13 +134,13 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     if unknown:
         raise ValidationFailed(unknown[0], "is not a subscription field")
     now = uow.clock.now()
-    start = now if fields.get("start_date") is None else _instant("start_date", fields["start_date"])
+    start = now if fields.get("start_date") is None else parse_instant("start_date", fields["start_date"])
     auto_collection = fields.get("auto_collection")
     if auto_collection is not None and not isinstance(auto_collection, bool):
         raise ValidationFailed("auto_collection", "must be true, false or null")
     metadata = merge_metadata("metadata", fields.get("metadata") or {})
     customer = await _customer_of(uow, principal, fields)
-    plan = await _plan_of(uow, principal, fields)
+    plan = await active_plan_of(uow, principal, fields)
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
     if customer.currency is not None and customer.currency != plan.currency:
         raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed in "
@@ -251,7 +258,7 @@ async def list_subscriptions(
     return Page.from_rows(await uow.rows(statement, params), limit)
 
 
-async def _for_update(uow: UnitOfWork, principal: Principal, subscription_id: str) -> Subscription:
+async def lock_subscription(uow: UnitOfWork, principal: Principal, subscription_id: str) -> Subscription:
     """The ORM instance to change, locked on PostgreSQL until the transaction ends."""
     await get_subscription(uow, principal=principal, subscription_id=subscription_id)  # scope (reseller) check
     statement = select(Subscription).where(Subscription.org_id == principal.org_id, Subscription.id == subscription_id)
@@ -271,7 +278,7 @@ async def update_subscription(
     if unknown:
         raise ValidationFailed(unknown[0], "is not a subscription field that can be updated")
     async with uow.transaction():
-        subscription = await _for_update(uow, principal, subscription_id)
+        subscription = await lock_subscription(uow, principal, subscription_id)
         if "metadata" in fields:
             given = fields["metadata"]
             current = subscription.subscription_metadata if given is not None else None
@@ -310,6 +317,26 @@ async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> 
     return term_cadence(row.cadence for row in rows)
 
 
+async def plan_id_at(uow: UnitOfWork, principal: Principal, subscription: Subscription, at: datetime) -> str:
+    """The plan the subscription is on at ``at``: the last plan change in effect then, else the plan it
+    started on (``subscriptions.plan_id`` is that starting plan; the phases are in domains.billing.schedule)."""
+    rows = await uow.rows(
+        select(SubscriptionPlanChange.plan_id)
+        .where(SubscriptionPlanChange.org_id == principal.org_id,
+               SubscriptionPlanChange.subscription_id == subscription.id,
+               SubscriptionPlanChange.effective_date <= at)  # type: ignore[arg-type]
+        .order_by(SubscriptionPlanChange.effective_date.desc()).limit(1))  # type: ignore[attr-defined]
+    return rows[0].plan_id if rows else subscription.plan_id
+
+
+async def term_end(uow: UnitOfWork, principal: Principal, subscription: Subscription, now: datetime) -> datetime:
+    """End of the current term: the billing period of the current plan's longest recurring cadence
+    holding now (holding the start for an upcoming subscription)."""
+    at = max(now, subscription.start_date)
+    cadence = await _term_cadence(uow, principal, await plan_id_at(uow, principal, subscription, at))
+    return billing_period_for(subscription.start_date, cadence, at).end
+
+
 async def cancel_subscription(
     uow: UnitOfWork,
     *,
@@ -324,19 +351,21 @@ async def cancel_subscription(
     longest recurring cadence holding now, or holding the start for an upcoming subscription).
     ``immediate``: now (an upcoming subscription then ends at its start: it never runs).
     ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start.
-    An ended subscription cannot be cancelled; a scheduled cancellation is replaced.
+    An ended subscription cannot be cancelled; a scheduled cancellation is replaced. Plan changes at
+    or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
+    bring them back).
     """
     if cancel_option not in CANCEL_OPTIONS:
         raise ValidationFailed("cancel_option", f"must be one of {', '.join(CANCEL_OPTIONS)}")
     if cancel_option == "requested_date":
         if cancellation_date is None:
             raise ValidationFailed("cancellation_date", "is required when cancel_option is requested_date")
-        requested = _instant("cancellation_date", cancellation_date)
+        requested = parse_instant("cancellation_date", cancellation_date)
     elif cancellation_date is not None:
         raise ValidationFailed("cancellation_date", "is only taken when cancel_option is requested_date")
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await _for_update(uow, principal, subscription_id)
+        subscription = await lock_subscription(uow, principal, subscription_id)
         if subscription_status(subscription, now) == "ended":
             raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
         if cancel_option == "requested_date":
@@ -347,9 +376,13 @@ async def cancel_subscription(
         elif cancel_option == "immediate":
             end = max(now, subscription.start_date)
         else:
-            cadence = await _term_cadence(uow, principal, subscription.plan_id)
-            end = billing_period_for(subscription.start_date, cadence, max(now, subscription.start_date)).end
+            end = await term_end(uow, principal, subscription, now)
         subscription.end_date = end
+        # The schedule stops at the end: plan and quantity changes from then on would never take effect.
+        for change in (SubscriptionPlanChange, SubscriptionPriceQuantity):
+            await uow.session.execute(delete(change).where(
+                change.org_id == principal.org_id, change.subscription_id == subscription.id,  # type: ignore[attr-defined]
+                change.effective_date >= end))  # type: ignore[attr-defined]
         subscription.updated_at = now
         await uow.session.flush()
     return subscription
@@ -359,7 +392,7 @@ async def unschedule_cancellation(uow: UnitOfWork, *, principal: Principal, subs
     """Drop a scheduled cancellation whose date has not come yet: the subscription runs on, open-ended."""
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await _for_update(uow, principal, subscription_id)
+        subscription = await lock_subscription(uow, principal, subscription_id)
         if subscription_status(subscription, now) == "ended":
             raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
         if subscription.end_date is None:

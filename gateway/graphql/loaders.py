@@ -7,12 +7,21 @@ from functools import cached_property
 
 from aiodataloader import DataLoader
 
+from domains.billing import schedule
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import BillableMetric, Customer, Item, Plan, Price
+from persistence.tables import (
+    BillableMetric,
+    Customer,
+    Item,
+    Plan,
+    Price,
+    SubscriptionPlanChange,
+    SubscriptionPriceQuantity,
+)
 
 
 class CustomerByIdLoader(DataLoader[str, Customer | None]):
@@ -75,6 +84,28 @@ class PlanByIdLoader(DataLoader[str, Plan | None]):
         return [found.get(key) for key in keys]
 
 
+class PlanChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPlanChange]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[SubscriptionPlanChange]]:
+        grouped = await schedule.plan_changes_by_subscription_ids(self.uow, principal=self.principal,
+                                                                  subscription_ids=keys)
+        return [grouped.get(key, []) for key in keys]
+
+
+class QuantityChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPriceQuantity]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[SubscriptionPriceQuantity]]:
+        grouped = await schedule.quantity_changes_by_subscription_ids(self.uow, principal=self.principal,
+                                                                      subscription_ids=keys)
+        return [grouped.get(key, []) for key in keys]
+
+
 class Loaders:
     """A request's loaders, each made on first use (most requests touch one or two)."""
 
@@ -104,6 +135,14 @@ class Loaders:
     @cached_property
     def plan_by_id(self) -> PlanByIdLoader:
         return PlanByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def plan_changes_by_subscription_id(self) -> PlanChangesBySubscriptionIdLoader:
+        return PlanChangesBySubscriptionIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def quantity_changes_by_subscription_id(self) -> QuantityChangesBySubscriptionIdLoader:
+        return QuantityChangesBySubscriptionIdLoader(self.uow, self.principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.billing import subscriptions
+from domains.billing import schedule, subscriptions
 from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
@@ -33,8 +34,18 @@ class BillingCycleAnchorConfiguration:
     year: int | None
 
 
+async def _phases(root: SubscriptionRow, info: Resolve) -> list[schedule.PlanPhase]:
+    changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
+    return schedule.phases_of(root, changes)
+
+
+async def _current_plan_id(root: SubscriptionRow, info: Resolve) -> str:
+    """The plan of the phase holding now (Orb shows the current plan; subscriptions.plan_id is the first)."""
+    return schedule.current_plan_id(await _phases(root, info), info.context.uow.clock.now())
+
+
 async def _current_period(root: SubscriptionRow, info: Resolve) -> Period | None:
-    plan_prices = await info.context.loaders.prices_by_plan_id.load(root.plan_id)
+    plan_prices = await info.context.loaders.prices_by_plan_id.load(await _current_plan_id(root, info))
     return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now())
 
 
@@ -63,10 +74,18 @@ class SubscriptionType:
     async def customer(root: SubscriptionRow, info: Resolve) -> CustomerRef:
         return await info.context.loaders.customer_by_id.load(root.customer_id)  # type: ignore[return-value]
 
-    @strawberry.field
+    @strawberry.field(description="The plan it is on now (by its plan schedule; the first plan before the start).")
     @staticmethod
     async def plan(root: SubscriptionRow, info: Resolve) -> PlanRef:
-        return await info.context.loaders.plan_by_id.load(root.plan_id)  # type: ignore[return-value]
+        plan_id = await _current_plan_id(root, info)
+        return await info.context.loaders.plan_by_id.load(plan_id)  # type: ignore[return-value]
+
+    @strawberry.field(description="The plans it is on over time, oldest first, tiling its life; a pending "
+                                  "plan change is the last, future phase.")
+    @staticmethod
+    async def schedule(root: SubscriptionRow, info: Resolve) -> list[PlanPhaseType]:
+        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end)
+                for p in await _phases(root, info)]
 
     @strawberry.field(description="Start of the billing period holding now (null unless active).")
     @staticmethod
@@ -79,6 +98,17 @@ class SubscriptionType:
     async def current_billing_period_end_date(root: SubscriptionRow, info: Resolve) -> datetime | None:
         period = await _current_period(root, info)
         return period.end if period else None
+
+    @strawberry.field(description="Each fixed fee's quantity over time, while its plan is in effect.")
+    @staticmethod
+    async def fixed_fee_quantity_schedule(root: SubscriptionRow, info: Resolve) -> list[FixedFeeQuantityType]:
+        loaders = info.context.loaders
+        phases = await _phases(root, info)
+        plan_ids = sorted({p.plan_id for p in phases})
+        plan_prices = dict(zip(plan_ids, await loaders.prices_by_plan_id.load_many(plan_ids), strict=True))
+        changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
+        return [FixedFeeQuantityType(price_id=e.price_id, start_date=e.start, end_date=e.end, quantity=e.quantity)
+                for e in schedule.fixed_fee_schedule_of(root, phases, plan_prices, changes)]
 
     @strawberry.field(description="Day of the month billing periods start on (the start date's).")
     @staticmethod
@@ -126,6 +156,44 @@ class SubscriptionType:
         return []
 
 
+@strawberry.type(name="FixedFeeQuantity", description="A fixed fee's quantity over a span of time.")
+class FixedFeeQuantityType:
+    price_id: str
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    quantity: Decimal
+
+
+@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")
+class PlanPhaseType:
+    plan_id: strawberry.Private[str]
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+
+    @strawberry.field
+    async def plan(self, info: Resolve) -> PlanRef:
+        return await info.context.loaders.plan_by_id.load(self.plan_id)  # type: ignore[return-value]
+
+
+@strawberry.type(name="SubscriptionScheduleEntry", description="A phase of a subscription's plan schedule, "
+                                                                "with when the change that began it was made.")
+class ScheduleEntryType:
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    created_at: datetime
+    plan_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def plan(self, info: Resolve) -> PlanRef:
+        return await info.context.loaders.plan_by_id.load(self.plan_id)  # type: ignore[return-value]
+
+
+@strawberry.type
+class SubscriptionScheduleConnection:
+    nodes: list[ScheduleEntryType]
+    page_info: PageInfo
+
+
 @strawberry.type
 class SubscriptionConnection:
     nodes: list[SubscriptionType]
@@ -156,6 +224,25 @@ class SubscriptionCancelInput:
                                                           description="Required with requested_date, else refused.")
 
 
+@strawberry.input
+class PlanChangeInput:
+    change_option: str = strawberry.field(description="requested_date, end_of_subscription_term or immediate.")
+    plan_id: str | None = strawberry.UNSET
+    external_plan_id: str | None = strawberry.UNSET
+    change_date: datetime | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Required with requested_date, else refused.")
+
+
+@strawberry.input
+class FixedFeeQuantityInput:
+    price_id: str | None = strawberry.UNSET
+    quantity: JSON | None = strawberry.field(default=strawberry.UNSET, description="A number (0 or more).")
+    effective_date: str | None = strawberry.field(default=strawberry.UNSET,
+                                                  description="A date (midnight UTC) or a date-time.")
+    change_option: str | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="immediate, effective_date or upcoming_invoice.")
+
+
 @strawberry.type
 class SubscriptionQueries:
     @strawberry.field(description="A subscription by id.")
@@ -175,6 +262,17 @@ class SubscriptionQueries:
             ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id, customer_id=customer_id,
             external_customer_id=external_customer_id, status=status)
         return SubscriptionConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
+
+    @strawberry.field(description="A subscription's plan schedule, oldest phase first, a page at a time.")
+    async def subscription_schedule(self, info: Resolve, id: strawberry.ID, first: int | None = None,
+                                    after: str | None = None) -> SubscriptionScheduleConnection:
+        ctx = info.context
+        limit, after_id = page_arguments(first, after)
+        page = await schedule.list_schedule(ctx.uow, principal=ctx.principal, subscription_id=id, limit=limit,
+                                            after_id=after_id)
+        nodes = [ScheduleEntryType(start_date=e.start_date, end_date=e.end_date, created_at=e.created_at,
+                                   plan_id=e.plan_id) for e in page.items]
+        return SubscriptionScheduleConnection(nodes=nodes, page_info=PageInfo.of(page))
 
 
 @strawberry.type
@@ -205,3 +303,30 @@ class SubscriptionMutations:
         ctx = info.context
         return await subscriptions.unschedule_cancellation(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id)
+
+    @strawberry.mutation(description="Move a subscription to another plan now, at the end of its term or on a "
+                                     "date; replaces a pending plan change.")
+    async def schedule_plan_change(self, info: Resolve, id: strawberry.ID, input: PlanChangeInput) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.schedule_plan_change(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Drop the plan change that has not taken effect yet.")
+    async def unschedule_pending_plan_changes(self, info: Resolve, id: strawberry.ID) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.unschedule_pending_plan_changes(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id)
+
+    @strawberry.mutation(description="Bill a fixed fee for another quantity from now, a date or the next invoice.")
+    async def change_fixed_fee_quantity(self, info: Resolve, id: strawberry.ID,
+                                        input: FixedFeeQuantityInput) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.change_fixed_fee_quantity(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Drop a fixed fee's quantity change that has not taken effect yet.")
+    async def unschedule_fixed_fee_quantity_updates(self, info: Resolve, id: strawberry.ID,
+                                                    price_id: str | None = None) -> SubscriptionType:
+        ctx = info.context
+        return await schedule.unschedule_fixed_fee_quantity_updates(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, price_id=price_id)

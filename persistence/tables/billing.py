@@ -13,7 +13,9 @@ class Subscription(SQLModel, table=True):
     """A customer's subscription to a plan, from start_date to end_date (open while null).
 
     The status (upcoming / active / ended) is not stored: it follows from the dates and the clock,
-    so it is never stale. Billing periods are anchored on start_date.
+    so it is never stale. Billing periods are anchored on start_date. ``plan_id`` is the plan it
+    *started* on: with plan changes (SubscriptionPlanChange) the current plan is derived from the
+    phases (domains.billing.schedule.current_plan_id), never written back here.
     """
 
     __tablename__ = "subscriptions"
@@ -111,3 +113,46 @@ class InvoiceNumberCounter(SQLModel, table=True):
 
     org_id: str = Field(primary_key=True, foreign_key="organisations.org_id", max_length=32)
     last_number: int = 0
+
+
+class SubscriptionPlanChange(SQLModel, table=True):
+    """From ``effective_date`` on, the subscription is on ``plan_id`` (until the next change or its end).
+
+    The plan it starts on is ``subscriptions.plan_id``; these rows are the changes after that, past
+    ones and at most one pending (future) one. The plan phases are derived from both
+    (domains.billing.schedule), so a scheduled change takes effect by the clock, with no job.
+    """
+
+    __tablename__ = "subscription_plan_changes"
+    __table_args__ = (
+        Index("ix_subscription_plan_changes_subscription", "org_id", "subscription_id", "effective_date"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    subscription_id: str = Field(foreign_key="subscriptions.id", max_length=32)
+    plan_id: str = Field(foreign_key="plans.id", max_length=32)
+    effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class SubscriptionPriceQuantity(SQLModel, table=True):
+    """From ``effective_date`` on, the subscription's fixed fee ``price_id`` is billed for ``quantity``.
+
+    Before a subscription's first row for a price, the price's own fixed_price_quantity applies (1 when
+    it has none); at most one row per price is pending (in the future).
+    """
+
+    __tablename__ = "subscription_price_quantities"
+    __table_args__ = (
+        Index("ix_subscription_price_quantities_subscription", "org_id", "subscription_id", "price_id",
+              "effective_date"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    org_id: str = Field(foreign_key="organisations.org_id", max_length=32)
+    subscription_id: str = Field(foreign_key="subscriptions.id", max_length=32)
+    price_id: str = Field(foreign_key="prices.id", max_length=32)
+    quantity: Decimal = Field(sa_type=Money, nullable=False)
+    effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domains.billing import subscriptions
+from domains.billing import schedule, subscriptions
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import backfills, metrics
@@ -60,6 +60,12 @@ async def seeded(database, tenant):
     subscription = await subscriptions.create_subscription(uow, principal=tenant.principal, fields={
         "customer_id": child.id, "plan_id": plan.id, "start_date": datetime(2024, 1, 31, tzinfo=UTC),
         "metadata": {"deal": "q1"}})
+    # A plan change, so the subscription's plan and schedule come from its phases.
+    basic = await plans.create_plan(uow, principal=tenant.principal, fields={
+        "name": "Basic", "currency": "USD", "prices": [{"name": "Platform", "item_id": item.id, "cadence": "monthly",
+                                                        "model_type": "unit", "unit_config": {"unit_amount": "19"}}]})
+    await schedule.schedule_plan_change(uow, principal=tenant.principal, subscription_id=subscription.id, fields={
+        "plan_id": basic.id, "change_option": "requested_date", "change_date": datetime(2024, 6, 1, tzinfo=UTC)})
     now = datetime.now(UTC)
     await ingest_events(uow, principal=tenant.principal, events=[
         {"event_name": "llm", "timestamp": (now - timedelta(minutes=5 * i + 1)).isoformat(), "customer_id": parent.id,
@@ -101,6 +107,10 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
                              "customer_id": seeded["parent"], "price_evaluations": [{"price_id": seeded["price"]}]})]
     if "{subscription_id}" in path:
         return [Inputs(path={"subscription_id": seeded["subscription"]})]
+    if row.row.method in ("subscriptions.get", "subscriptions.schedule"):
+        return [Inputs(body={"id": seeded["subscription"]})]
+    if row.row.method == "subscriptions.list":
+        return [Inputs(), Inputs(body={"status": "active", "customer_id": seeded["child"], "limit": 1})]
     if path == "/subscriptions":
         return [Inputs(), Inputs(query={"status": "active", "customer_id": seeded["child"]})]
     if "{plan_id}" in path:

@@ -17,6 +17,7 @@ from gateway.faces.orb.shapes import (
     PRICE,
     PRICE_EVALUATION,
     SUBSCRIPTION,
+    SUBSCRIPTION_SCHEDULE,
     VOLUME_BUCKET,
     page_of,
 )
@@ -41,6 +42,8 @@ BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_i
                    "replace_existing_events", "deprecation_filter")
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
                        "auto_collection", "metadata")
+PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id")
+FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
                           "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
 
@@ -96,6 +99,17 @@ ROWS: list[Row] = [
         args={"id": Path("subscription_id"), "input": Body(allow=("cancel_option", "cancellation_date"))}),
     Row("POST", "/subscriptions/{subscription_id}/unschedule_cancellation", "unscheduleSubscriptionCancellation",
         SUBSCRIPTION, args={"id": Path("subscription_id")}),
+    Row("POST", "/subscriptions/{subscription_id}/schedule_plan_change", "schedulePlanChange", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=PLAN_CHANGE_FIELDS)}),
+    Row("POST", "/subscriptions/{subscription_id}/unschedule_pending_plan_changes", "unschedulePendingPlanChanges",
+        SUBSCRIPTION, args={"id": Path("subscription_id")}),
+    Row("POST", "/subscriptions/{subscription_id}/price_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
+    Row("POST", "/subscriptions/{subscription_id}/unschedule_fixed_fee_quantity_updates",
+        "unscheduleFixedFeeQuantityUpdates", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "priceId": BodyField("price_id")}),
+    Row("GET", "/subscriptions/{subscription_id}/schedule", "subscriptionSchedule", page_of(SUBSCRIPTION_SCHEDULE),
+        args={"id": Path("subscription_id"), **PAGE_ARGS}),
     Row("POST", "/ingest", "ingestEvents", INGEST_RESULT,
         args={"input": Body(allow=("events",)), "debug": Query("debug", convert=query_bool),
               "backfillId": Query("backfill_id")}),

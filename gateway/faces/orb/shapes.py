@@ -69,6 +69,13 @@ SUBSCRIPTION = f"""
   trial_info: trialInfo {{ end_date: endDate }} active_plan_phase_order: activePlanPhaseOrder
   redeemed_coupon: redeemedCoupon discount_intervals: discountIntervals adjustment_intervals: adjustmentIntervals
   minimum_intervals: minimumIntervals maximum_intervals: maximumIntervals
+  fixed_fee_quantity_schedule: fixedFeeQuantitySchedule {{
+    price_id: priceId start_date: startDate end_date: endDate quantity }}
+"""
+
+SUBSCRIPTION_SCHEDULE = """
+  start_date: startDate end_date: endDate created_at: createdAt
+  plan { id external_plan_id: externalPlanId name }
 """
 
 INGEST_RESULT = """

@@ -3,7 +3,7 @@
 Which invoice a charge lands on (Orb's behaviour: its invoices "are generated at the end of a billing
 period, or as the result of an action, such as a cancellation"): the invoice of billing period ``P``
 holds P's fixed fees (priced in advance: the fee for what of P the subscription covers, prorated by
-day with ``periods.prorate`` when a plan phase covers only part of P) and P's usage (in arrears:
+day with ``periods.prorate`` when a plan phase, or a fixed-fee quantity, covers only part of P) and P's usage (in arrears:
 the metric's quantity over phase ∩ P, priced by the price's model), and is issued when P ends.
 So ``periods.invoice_date``'s finer rule (an in-advance fee on an invoice dated at the start of what
 it covers) is not followed here: one invoice per period, both kinds of charge on it.
@@ -89,6 +89,10 @@ async def period_charges(
     phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
     grouped = await price_service.prices_by_plan_ids(
         uow, principal=principal, plan_ids=list(dict.fromkeys(p.plan_id for p in phases)))
+    changes = await schedule.quantity_changes_by_subscription_ids(
+        uow, principal=principal, subscription_ids=[subscription.id])
+    # Fixed fees by the quantity in effect (quantity changes cut a phase into segments).
+    fixed = schedule.fixed_fee_schedule_of(subscription, phases, grouped, changes.get(subscription.id, []))
     charges: list[Charge] = []
     for phase in phases:
         end = phase.end if phase.end is not None else _horizon(period.end)
@@ -96,15 +100,22 @@ async def period_charges(
             continue
         active = Period(phase.start, end)
         for price in grouped[phase.plan_id]:
-            if price.billable_metric_id is None:
-                charges.extend(_fixed_charges(subscription, price, active, period))
-            else:
+            if price.billable_metric_id is not None:
                 charges.extend(await _usage_charges(uow, principal, subscription, price, active, period))
+                continue
+            for entry in fixed:
+                if entry.price_id != price.id or not (active.start <= entry.start < active.end):
+                    continue
+                segment = Period(entry.start, min(entry.end or active.end, active.end))
+                # A one-time fee bills once, for the quantity in effect when its phase starts.
+                if price.cadence == "one_time" and segment.start != active.start:
+                    continue
+                charges.extend(_fixed_charges(subscription, price, segment, period, entry.quantity))
     return charges
 
 
-def _fixed_charges(subscription: Subscription, price: Price, active: Period, period: Period) -> list[Charge]:
-    quantity = price.fixed_price_quantity if price.fixed_price_quantity is not None else Decimal(1)
+def _fixed_charges(subscription: Subscription, price: Price, active: Period, period: Period,
+                   quantity: Decimal) -> list[Charge]:
     full = amount_for(price_service.price_config(price), quantity)
     charges = []
     for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):

@@ -1,7 +1,6 @@
 """Issue 5's scenario, on both databases: a customer on a plan with a monthly fixed fee and a tiered
 usage price, events across two periods, the period-closing job run with the clock moved past each
-period end. Amounts are computed by hand here, to the cent. (The mid-period plan change of the
-issue's scenario joins when plan changes land: see test_charges for proration across a change.)"""
+period end, and a plan change in the middle of a period. Amounts are computed by hand here, to the cent."""
 
 from __future__ import annotations
 
@@ -11,8 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from domains.billing import invoices, jobs
+from domains.billing import invoices, jobs, schedule
 from domains.billing import subscriptions as subs
+from domains.catalog import prices
 from domains.clock import FixedClock
 from domains.unit_of_work import UnitOfWork
 from persistence.db import session_factory
@@ -115,3 +115,51 @@ async def test_two_workers_at_once_issue_each_period_once(database, tenant):
     first, second = await asyncio.gather(worker(), worker())
     numbers = sorted(i.invoice_number for i in first + second)
     assert numbers == list(range(1, 7))  # 3 subscriptions x 2 periods, each once, no gaps
+
+
+async def test_a_mid_period_plan_change_bills_both_plans_by_day(unit, tenant):
+    """The issue's scenario with its plan change: Pro (31.00 a month, tiered tokens) from January 1st,
+    Scale (62.00 a month, tokens at 0.002) from January 11th, events on both sides of the change."""
+    p = tenant.principal
+    pro = await make_plan(unit, p, fee="31.00", name="Pro")
+    scale = await make_plan(unit, p, fee="62.00", name="Scale",
+                            usage={"model_type": "unit", "unit_config": {"unit_amount": "0.002"}})
+    sub = await make_subscription(unit, p, pro, START)
+    await send_tokens(unit, p, sub, at(2031, 1, 5), 500, "pro-1")
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub.id, fields={
+        "plan_id": scale.id, "change_option": "requested_date", "change_date": at(2031, 1, 11)})
+    await send_tokens(unit, p, sub, at(2031, 1, 20), 1000, "scale-1")
+    await send_tokens(unit, p, sub, at(2031, 2, 10), 300, "scale-2")
+
+    unit.clock.advance(at(2031, 3, 1) - unit.clock.now())
+    issued = _mine(await jobs.close_periods(unit, org_id=p.org_id), p.org_id)
+    # January: Pro's fee for 10 of 31 days = 10.00; Scale's for the other 21 = 62.00 - 20.00 = 42.00;
+    # 500 tokens on Pro's tiers = 5.00; 1,000 tokens on Scale at 0.002 = 2.00. Total 59.00.
+    # February: Scale's fee 62.00 + 300 x 0.002 = 0.60 -> 62.60.
+    assert [(i.invoice_number, i.subtotal, i.period_start, i.period_end) for i in issued] == [
+        (1, Decimal("59.00"), at(2031, 1, 1), at(2031, 2, 1)), (2, Decimal("62.60"), at(2031, 2, 1), at(2031, 3, 1))]
+    assert await _lines(unit, p, issued[0].id) == [
+        ("Platform fee", Decimal(1), Decimal("10.00"), at(2031, 1, 1), at(2031, 1, 11)),
+        ("Tokens", Decimal(500), Decimal("5.00"), at(2031, 1, 1), at(2031, 1, 11)),
+        ("Platform fee", Decimal(1), Decimal("42.00"), at(2031, 1, 11), at(2031, 2, 1)),
+        ("Tokens", Decimal(1000), Decimal("2.00"), at(2031, 1, 11), at(2031, 2, 1))]
+    assert sum(amount for _, _, amount, _, _ in await _lines(unit, p, issued[0].id)) == issued[0].total
+    assert _mine(await jobs.close_periods(unit, org_id=p.org_id), p.org_id) == []
+
+
+async def test_a_fixed_fee_quantity_change_bills_each_quantity_for_its_days(unit, tenant):
+    p = tenant.principal
+    plan = await make_plan(unit, p, fee="31.00")
+    sub = await make_subscription(unit, p, plan, START)
+    fee = next(price for price in (await prices.prices_by_plan_ids(unit, principal=p, plan_ids=[plan.id]))[plan.id]
+               if price.billable_metric_id is None)
+    await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub.id, fields={
+        "price_id": fee.id, "quantity": "3", "change_option": "effective_date", "effective_date": at(2031, 1, 11)})
+    unit.clock.advance(at(2031, 2, 1) - unit.clock.now())
+    issued = _mine(await jobs.close_periods(unit, org_id=p.org_id), p.org_id)
+    # 1 x 31.00 for 10 of 31 days = 10.00; 3 x 31.00 = 93.00 for the other 21 = 93.00 - 30.00 = 63.00
+    assert await _lines(unit, p, issued[0].id) == [
+        ("Platform fee", Decimal(1), Decimal("10.00"), at(2031, 1, 1), at(2031, 1, 11)),
+        ("Platform fee", Decimal(3), Decimal("63.00"), at(2031, 1, 11), at(2031, 2, 1)),
+        ("Tokens", Decimal(0), Decimal("0.00"), at(2031, 1, 1), at(2031, 2, 1))]
+    assert issued[0].subtotal == Decimal("73.00")

@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -19,7 +19,7 @@ from domains.errors import ValidationFailed
 from domains.metering import backfills
 from domains.tenancy.service import Principal, event_grace_period
 from domains.unit_of_work import UnitOfWork
-from persistence.ids import new_id
+from persistence.ids import new_ids
 from persistence.tables import Customer, Event, EventBackfill
 
 MAX_BATCH = 500
@@ -48,7 +48,8 @@ def _timestamp(value: Any, now: datetime, grace: timedelta, backfill: EventBackf
     try:
         moment = datetime.fromisoformat(value)
         # Orb documents timestamps as UTC; one written without an offset is read as UTC.
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if moment.tzinfo is not UTC:  # (a `Z` or `+00:00` already parses to UTC itself)
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except (ValueError, OverflowError):  # an out-of-range instant overflows on conversion
         raise EventRefused(f"timestamp {value!r} is not ISO 8601 (e.g. 2026-01-31T12:00:00Z)") from None
     if moment > now + FUTURE_TOLERANCE:
@@ -81,9 +82,9 @@ def _clean(
     if not isinstance(event, Mapping):
         return {}, ["an event must be an object"]
     errors: list[str] = []
-    unknown = sorted(set(event) - _FIELDS)
+    unknown = event.keys() - _FIELDS
     if unknown:
-        errors.append(f"{unknown[0]} is not an event field")
+        errors.append(f"{min(unknown)} is not an event field")
     row: dict[str, Any] = {}
     name = event.get("event_name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
@@ -140,8 +141,8 @@ async def ingest_events(
             rows[key] = {**row, "idempotency_key": key}
     if not rows:
         return result
+    await _resolve_customers(uow, principal, rows, result)
     async with uow.transaction():
-        await _resolve_customers(uow, principal, rows, result)
         if backfill is not None and backfill.customer_id is not None:
             for key in [k for k, row in rows.items() if row["customer_id"] != backfill.customer_id]:
                 reason = f"the event's customer is not the backfill's customer ({backfill.customer_id})"
@@ -156,25 +157,39 @@ async def ingest_events(
     return result
 
 
+@cache
+def _customers_statement(*, by_external: bool, reseller: bool) -> Any:
+    """Which of a batch's customer ids (or external ids) are the organisation's: built once."""
+    key = Customer.external_customer_id if by_external else Customer.id
+    statement = select(key, Customer.id).where(Customer.org_id == bindparam("org_id"),
+                                               key.in_(bindparam("keys", expanding=True)))  # type: ignore[attr-defined]
+    if reseller:  # a reseller-limited key sees (and meters) only its reseller's customers
+        statement = statement.where(Customer.reseller_id == bindparam("reseller_id"))
+    return statement
+
+
 async def _resolve_customers(
     uow: UnitOfWork, principal: Principal, rows: dict[str, dict[str, Any]], result: IngestResult
 ) -> None:
-    """Known customer ids must be ours; external ids take their customer's id when it exists."""
+    """Known customer ids must be ours; external ids take their customer's id when it exists.
+
+    Read before the insert's transaction, on the fast reader: a customer created between the two is
+    attached to its events by that customer's own creation (attach_events_to_customer), as it would
+    be between two statements of one READ COMMITTED transaction."""
     ids = {row["customer_id"] for row in rows.values() if row["customer_id"]}
     external_ids = {row["external_customer_id"] for row in rows.values() if row["external_customer_id"]}
+    params: dict[str, Any] = {"org_id": principal.org_id}
+    if principal.reseller_id is not None:
+        params["reseller_id"] = principal.reseller_id
+    reseller = principal.reseller_id is not None
     known: set[str] = set()
     by_external: dict[str, str] = {}
-    # A reseller-limited key sees (and meters) only its reseller's customers.
-    scope = [Customer.org_id == principal.org_id]
-    if principal.reseller_id is not None:
-        scope.append(Customer.reseller_id == principal.reseller_id)
     if ids:
-        found = await uow.session.execute(select(Customer.id).where(*scope, Customer.id.in_(ids)))  # type: ignore[attr-defined]
-        known = {customer_id for (customer_id,) in found}
+        found = await uow.rows(_customers_statement(by_external=False, reseller=reseller), {**params, "keys": list(ids)})
+        known = {customer_id for customer_id, _ in found}
     if external_ids:
-        found = await uow.session.execute(
-            select(Customer.external_customer_id, Customer.id)
-            .where(*scope, Customer.external_customer_id.in_(external_ids)))  # type: ignore[union-attr]
+        found = await uow.rows(_customers_statement(by_external=True, reseller=reseller),
+                               {**params, "keys": list(external_ids)})
         by_external = {external_id: customer_id for external_id, customer_id in found}
     for key in list(rows):
         row = rows[key]
@@ -224,14 +239,14 @@ async def _insert(
         driver = (await connection.get_raw_connection()).driver_connection
         stored = await driver.fetch(  # type: ignore[union-attr]
             _PG_UNNEST_INSERT, principal.org_id, now,
-            [new_id() for _ in rows], [r["customer_id"] for r in rows], [r["external_customer_id"] for r in rows],
+            new_ids(len(rows)), [r["customer_id"] for r in rows], [r["external_customer_id"] for r in rows],
             [r["event_name"] for r in rows], [r["timestamp"] for r in rows],
             [orjson.dumps(r["properties"]).decode() for r in rows], [r["idempotency_key"] for r in rows],
             backfill_id,
         )
         return {record[0] for record in stored}
-    values = [{**row, "id": new_id(), "org_id": principal.org_id, "ingested_at": now, "amendment": 0,
-               "backfill_id": backfill_id, "deprecated_by": backfill_id} for row in rows]
+    values = [{**row, "id": id_, "org_id": principal.org_id, "ingested_at": now, "amendment": 0,
+               "backfill_id": backfill_id, "deprecated_by": backfill_id} for row, id_ in zip(rows, new_ids(len(rows)), strict=True)]
     result = await connection.execute(_insert_statement(uow.dialect), values)
     return {key for (key,) in result}
 

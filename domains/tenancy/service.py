@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from domains.errors import NotFound, Unauthenticated, ValidationFailed
 from domains.unit_of_work import UnitOfWork
@@ -125,9 +125,13 @@ async def get_organisation(uow: UnitOfWork, *, principal: Principal) -> Organisa
     return rows[0]  # type: ignore[return-value]
 
 
+# Built once, so the reader prepares it once (every ingested batch reads it).
+_GRACE_PERIOD = select(Organisation.event_grace_period_seconds).where(Organisation.org_id == bindparam("org_id"))
+
+
 async def event_grace_period(uow: UnitOfWork, *, org_id: str) -> timedelta:
     """How late an event may arrive and still be ingested without a backfill."""
-    rows = await uow.rows(select(Organisation.event_grace_period_seconds).where(Organisation.org_id == org_id))
+    rows = await uow.rows(_GRACE_PERIOD, {"org_id": org_id})
     return timedelta(seconds=rows[0][0]) if rows else DEFAULT_EVENT_GRACE_PERIOD
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 import threading
 import time
 
@@ -27,19 +28,23 @@ def new_ids(count: int) -> list[str]:
     """`count` ids in creation order, for the price of one clock read and one call for random bytes
     (an event batch needs 500)."""
     global _last_ms, _counter
+    stamps = []
     with _lock:
         now = time.time_ns() // 1_000_000
         if now > _last_ms:
             _last_ms, _counter = now, -1
-        stamps = []
+        millisecond, counter = _last_ms, _counter
         for _ in range(count):
-            _counter += 1
-            if _counter >= 0x1000:  # counter exhausted: borrow the next millisecond
-                _last_ms += 1
-                _counter = 0
-            stamps.append((_last_ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62))
-    random = os.urandom(8 * count)
-    return [_encode(stamp | int.from_bytes(random[8 * i:8 * i + 8]) >> 2) for i, stamp in enumerate(stamps)]
+            counter += 1
+            if counter >= 0x1000:  # counter exhausted: borrow the next millisecond
+                millisecond, counter = millisecond + 1, 0
+            stamps.append((millisecond << 80) | _VERSION_AND_VARIANT | (counter << 64))
+        _last_ms, _counter = millisecond, counter
+    randoms = struct.unpack(f">{count}Q", os.urandom(8 * count))
+    return [_encode(stamp | (random >> 2)) for stamp, random in zip(stamps, randoms, strict=True)]
+
+
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 
 
 # Two characters (10 bits) per lookup: 13 lookups make the 26 characters of a 130-bit value.

@@ -140,9 +140,11 @@ async def test_list_filters_and_pages(client, tenant):
     assert [i["id"] for i in by_customer["data"]] == [made[2], made[0]]
     _, drafts = await _call(client, tenant.key, "GET", f"/v1/invoices?customer_id={acme['id']}&status=draft")
     assert [i["id"] for i in drafts["data"]] == [made[0]]
+    _, drafts_sdk_style = await _call(client, tenant.key, "GET", f"/v1/invoices?customer_id={acme['id']}&status[]=draft")
+    assert drafts_sdk_style == drafts
     _, none = await _call(client, tenant.key, "GET", "/v1/invoices?subscription_id=nope")
     assert none["data"] == []
-    for query, field in (("status=sent", "status"), ("limit=0", "limit"), ("limit=ten", "limit"),
+    for query, field in (("status=sent", "status"), ("status[]=draft&status[]=paid", "status"), ("limit=0", "limit"), ("limit=ten", "limit"),
                          ("cursor=garbage", "cursor")):
         status, error = await _call(client, tenant.key, "GET", f"/v1/invoices?{query}")
         assert status == 400 and error["validation_errors"][0]["field"] == field, (query, error)

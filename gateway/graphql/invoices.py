@@ -320,12 +320,13 @@ class InvoiceQueries:
     @strawberry.field(description="Stored invoices, newest first, a page at a time; filters combine.")
     async def invoices(
         self, info: Resolve, first: int | None = None, after: str | None = None, customer_id: str | None = None,
-        subscription_id: str | None = None, status: str | None = None,
+        subscription_id: str | None = None, status: str | None = None, external_customer_id: str | None = None,
     ) -> InvoiceConnection:
         ctx = info.context
         limit, after_id = page_arguments(first, after)
         page = await invoices.list_invoices(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id,
-                                            customer_id=customer_id, subscription_id=subscription_id, status=status)
+                                            customer_id=customer_id, subscription_id=subscription_id, status=status,
+                                            external_customer_id=external_customer_id)
         return InvoiceConnection(nodes=page.items, page_info=PageInfo.of(page))  # type: ignore[arg-type]
 
     @strawberry.field(description="The live draft of the subscription's running billing period (not stored; "

@@ -115,6 +115,7 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
         return [Inputs(query={"subscription_id": seeded["subscription"]}, body={"subscription_id": seeded["subscription"]})]
     if path == "/invoices" or row.row.method == "invoices.list":
         return [Inputs(), Inputs(query={"limit": "1"}, body={"limit": 1}),
+                Inputs(query={"external_customer_id": seeded["external"]}, body={"external_customer_id": seeded["external"]}),
                 Inputs(query={"subscription_id": seeded["subscription"], "status": "issued"},
                        body={"subscription_id": seeded["subscription"], "status": "issued"})]
     if "{subscription_id}" in path:

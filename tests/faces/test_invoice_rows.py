@@ -142,6 +142,10 @@ async def test_list_filters_and_pages(client, tenant):
     assert [i["id"] for i in drafts["data"]] == [made[0]]
     _, drafts_sdk_style = await _call(client, tenant.key, "GET", f"/v1/invoices?customer_id={acme['id']}&status[]=draft")
     assert drafts_sdk_style == drafts
+    _, by_external = await _call(client, tenant.key, "GET", "/v1/invoices?external_customer_id=globex")
+    assert [i["id"] for i in by_external["data"]] == [made[1]]
+    _, unknown_external = await _call(client, tenant.key, "GET", "/v1/invoices?external_customer_id=nobody")
+    assert unknown_external["data"] == []
     _, none = await _call(client, tenant.key, "GET", "/v1/invoices?subscription_id=nope")
     assert none["data"] == []
     for query, field in (("status=sent", "status"), ("status[]=draft&status[]=paid", "status"), ("limit=0", "limit"), ("limit=ten", "limit"),

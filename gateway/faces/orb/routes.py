@@ -132,7 +132,7 @@ ROWS: list[Row] = [
 
 # Invoices (issue 5). `upcoming` comes before `{invoice_id}` so it is not read as an id.
 INVOICE_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"), "subscriptionId": Query("subscription_id"),
-                     "status": engine.SingleListQuery("status")}
+                     "externalCustomerId": Query("external_customer_id"), "status": engine.SingleListQuery("status")}
 ROWS += [
     Row("GET", "/invoices", "invoices", page_of(INVOICE), args=INVOICE_LIST_ARGS),
     Row("POST", "/invoices", "createInvoice", INVOICE, status=201, args={"input": Body(allow=INVOICE_FIELDS)}),

@@ -75,7 +75,8 @@ METHODS: list[Row] = [
 METHODS += [
     Row("invoices.list", "", "invoices", page_of(INVOICE),
         args={"first": BodyField("limit"), "after": BodyField("cursor"), "customerId": BodyField("customer_id"),
-              "subscriptionId": BodyField("subscription_id"), "status": BodyField("status")}),
+              "subscriptionId": BodyField("subscription_id"), "externalCustomerId": BodyField("external_customer_id"),
+              "status": BodyField("status")}),
     Row("invoices.get", "", "invoice", INVOICE, args={"id": BodyField("id")}),
     Row("invoices.upcoming", "", "upcomingInvoice", UPCOMING_INVOICE,
         args={"subscriptionId": BodyField("subscription_id")}),

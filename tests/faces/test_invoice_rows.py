@@ -263,3 +263,45 @@ async def test_rpc_methods_match_the_orb_rows(client, tenant):
     bad = await _rpc(client, tenant.key, "invoices.create", {"currency": "USD", "invoice_date": "2024-03-01",
                                                             "line_items": [], "customer_id": customer["id"]})
     assert bad["error"]["data"]["field"] == "line_items", bad
+
+
+async def _graph(client, tenant, query, variables):
+    response = await client.post("/graphql", headers=tenant.bearer, json={"query": query, "variables": variables})
+    return await response.json()
+
+
+async def test_the_graph_lifecycle_with_typed_errors(client, tenant):
+    customer = await _customer(client, tenant.key)
+    created = await _graph(client, tenant, """
+        mutation($input: InvoiceInput!) { createInvoice(input: $input) {
+          id status invoiceNumber invoiceSource total lineItems { name quantity amount price { cadence unitConfig } } } }
+    """, {"input": {"customerId": customer["id"], "currency": "EUR", "invoiceDate": "2024-05-01",
+                    "lineItems": [{"name": "Audit", "quantity": "0.5", "unitConfig": {"unit_amount": "1000"}}]}})
+    invoice = created["data"]["createInvoice"]
+    assert {k: invoice[k] for k in ("status", "invoiceNumber", "invoiceSource", "total")} == {
+        "status": "draft", "invoiceNumber": "", "invoiceSource": "one_off", "total": "500.00"}
+    # No item given: the line has no price of its own to show.
+    assert invoice["lineItems"] == [{"name": "Audit", "quantity": "0.50", "amount": "500.00", "price": None}]
+    refused = await _graph(client, tenant, "mutation($id: ID!) { voidInvoice(id: $id) { status } }",
+                           {"id": invoice["id"]})
+    assert refused["errors"][0]["extensions"] == {"code": "CONSTRAINT_VIOLATION", "field": "status"}
+    issued = await _graph(client, tenant, "mutation($id: ID!) { issueInvoice(id: $id) { status invoiceNumber } }",
+                          {"id": invoice["id"]})
+    assert issued["data"]["issueInvoice"] == {"status": "issued", "invoiceNumber": "1"}
+    paid = await _graph(client, tenant, """
+        mutation($id: ID!, $input: MarkInvoicePaidInput!) { markInvoicePaid(id: $id, input: $input) {
+          status paymentReceivedDate paymentReceivedAt externalId notes } }
+    """, {"id": invoice["id"], "input": {"paymentReceivedDate": "2024-05-03", "notes": "cheque"}})
+    assert paid["data"]["markInvoicePaid"] == {"status": "paid", "paymentReceivedDate": "2024-05-03",
+                                               "paymentReceivedAt": "2024-05-03T00:00:00Z", "externalId": None,
+                                               "notes": "cheque"}
+    listed = await _graph(client, tenant, """
+        query($status: String) { invoices(first: 5, status: $status) { nodes { id } pageInfo { hasNextPage } } }
+    """, {"status": "paid"})
+    assert listed["data"]["invoices"] == {"nodes": [{"id": invoice["id"]}], "pageInfo": {"hasNextPage": False}}
+    missing = await _graph(client, tenant, "query($id: ID!) { invoice(id: $id) { id } }", {"id": "nope"})
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    bad = await _graph(client, tenant, "mutation($input: InvoiceInput!) { createInvoice(input: $input) { id } }",
+                       {"input": {"customerId": customer["id"], "currency": "EUR", "invoiceDate": "2024-05-01",
+                                  "netTerms": 400, "lineItems": [{"name": "A", "quantity": 1, "unitConfig": {}}]}})
+    assert bad["errors"][0]["extensions"]["field"] == "net_terms"

@@ -3,7 +3,8 @@ draft of a subscription's running period (`upcomingInvoice`), and the issue / vo
 
 The upcoming invoice is not stored (domains.billing.invoices): it gets a synthetic id,
 ``upcoming_<subscription id>_<period start YYYYMMDD>``, stable for the whole billing period and
-never accepted by `invoice(id)`; its line ids are ``<that id>_<position>``.
+never accepted by `invoice(id)`; its line ids are ``<that id>_<position>``; its createdAt is the
+period's start (when the draft began to accrue) and its invoiceDate the period's end (when it is issued).
 """
 
 from __future__ import annotations

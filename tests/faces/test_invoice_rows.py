@@ -237,6 +237,16 @@ async def test_upcoming_invoice_is_the_live_draft_of_the_running_period(client, 
     assert status == 400 and error["validation_errors"][0]["field"] == "subscription_id", error
     status, error = await _call(client, tenant.key, "GET", "/v1/invoices/upcoming?subscription_id=nope")
     assert status == 404 and error["type"].endswith("404-resource-not-found"), error
+    _, later = await _call(client, tenant.key, "POST", "/v1/subscriptions", {
+        "customer_id": customer["id"], "plan_id": plan["id"], "start_date": "2099-01-01T00:00:00Z"})
+    status, error = await _call(client, tenant.key, "GET", f"/v1/invoices/upcoming?subscription_id={later['id']}")
+    assert status == 400 and error["type"].endswith("400-constraint-violation"), error
+    assert error["validation_errors"][0]["field"] == "subscription_id"
+    refused = await _rpc(client, tenant.key, "invoices.upcoming", {"subscription_id": later["id"]})
+    assert refused["error"]["data"]["field"] == "subscription_id", refused
+    graph = await client.post("/graphql", headers=tenant.bearer, json={
+        "query": "query($id: ID!) { upcomingInvoice(subscriptionId: $id) { id } }", "variables": {"id": later["id"]}})
+    assert (await graph.json()) == {"data": {"upcomingInvoice": None}}
 
 
 async def test_rpc_methods_match_the_orb_rows(client, tenant):

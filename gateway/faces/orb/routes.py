@@ -23,6 +23,7 @@ from gateway.faces.orb.shapes import (
     UPCOMING_INVOICE,
     VOLUME_BUCKET,
     page_of,
+    upcoming_or_refused,
 )
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
@@ -137,7 +138,7 @@ ROWS += [
     Row("GET", "/invoices", "invoices", page_of(INVOICE), args=INVOICE_LIST_ARGS),
     Row("POST", "/invoices", "createInvoice", INVOICE, status=201, args={"input": Body(allow=INVOICE_FIELDS)}),
     Row("GET", "/invoices/upcoming", "upcomingInvoice", UPCOMING_INVOICE,
-        args={"subscriptionId": Query("subscription_id")}),
+        args={"subscriptionId": Query("subscription_id")}, envelope=upcoming_or_refused),
     Row("GET", "/invoices/{invoice_id}", "invoice", INVOICE, args={"id": Path("invoice_id")}),
     Row("POST", "/invoices/{invoice_id}/issue", "issueInvoice", INVOICE,
         args={"id": Path("invoice_id"), "synchronous": BodyField("synchronous")}),

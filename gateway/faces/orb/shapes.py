@@ -1,5 +1,11 @@
 """Orb's JSON shapes as GraphQL selections: each alias is Orb's field name."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from domains.errors import ConstraintViolation
+
 _ADDRESS = "line1 line2 city state postal_code: postalCode country"
 _MINIFIED = "id external_customer_id: externalCustomerId"
 
@@ -129,3 +135,11 @@ INVOICE = _INVOICE_BODY + " invoice_date: invoiceDate"
 UPCOMING_INVOICE = _INVOICE_BODY + " target_date: invoiceDate"
 INVOICE_FIELDS = ("customer_id", "external_customer_id", "currency", "invoice_date", "line_items", "net_terms",
                   "memo", "metadata", "will_auto_issue")
+
+
+def upcoming_or_refused(data: Any, inputs: Any) -> Any:
+    """The graph answers null when a subscription has no running period; Orb's object is never null."""
+    if data is None:
+        raise ConstraintViolation("the subscription is not active, so it has no upcoming invoice",
+                                  field="subscription_id")
+    return data

@@ -18,6 +18,7 @@ from gateway.faces.orb.shapes import (
     UPCOMING_INVOICE,
     VOLUME_BUCKET,
     page_of,
+    upcoming_or_refused,
 )
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
@@ -79,7 +80,7 @@ METHODS += [
               "status": BodyField("status")}),
     Row("invoices.get", "", "invoice", INVOICE, args={"id": BodyField("id")}),
     Row("invoices.upcoming", "", "upcomingInvoice", UPCOMING_INVOICE,
-        args={"subscriptionId": BodyField("subscription_id")}),
+        args={"subscriptionId": BodyField("subscription_id")}, envelope=upcoming_or_refused),
     Row("invoices.create", "", "createInvoice", INVOICE, args={"input": Body(allow=INVOICE_FIELDS)}),
     Row("invoices.issue", "", "issueInvoice", INVOICE,
         args={"id": BodyField("id"), "synchronous": BodyField("synchronous")}),

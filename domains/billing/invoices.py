@@ -154,6 +154,7 @@ async def list_invoices(
     status: str | None = None,
     limit: int | None = None,
     after_id: str | None = None,
+    external_customer_id: str | None = None,
 ) -> Page[Invoice]:
     """Stored invoices, newest first, by keyset on the time-ordered id; the filters combine."""
     limit = page_size(limit)
@@ -164,6 +165,10 @@ async def list_invoices(
         statement = statement.where(Invoice.customer_id == customer_id)
     if subscription_id is not None:
         statement = statement.where(Invoice.subscription_id == subscription_id)
+    if external_customer_id is not None:
+        statement = statement.where(Invoice.customer_id.in_(  # type: ignore[attr-defined]
+            select(Customer.id).where(Customer.org_id == principal.org_id,
+                                      Customer.external_customer_id == external_customer_id)))
     if status is not None:
         statement = statement.where(Invoice.status == status)
     if after_id is not None:

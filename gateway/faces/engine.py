@@ -74,6 +74,22 @@ class Query(Source):
 
 
 @dataclass(frozen=True)
+class SingleListQuery(Source):
+    """Orb's SDKs send a list filter as `status[]=paid` (brackets); one value is supported, under either
+    spelling, and more than one is refused naming the parameter rather than silently narrowed."""
+
+    name: str
+
+    def extract(self, inputs: Inputs) -> Any:
+        query = inputs.query
+        values = [v for key in (self.name, f"{self.name}[]")
+                  for v in (query.getall(key, []) if hasattr(query, "getall") else [query[key]] if key in query else [])]
+        if len(values) > 1:
+            raise ValidationFailed(self.name, "filter by one value at a time")
+        return values[0] if values else MISSING
+
+
+@dataclass(frozen=True)
 class Body(Source):
     """The JSON body (or RPC params) as an input object; `rename` maps face names to the graph's."""
 

@@ -7,7 +7,7 @@ from functools import cached_property
 
 from aiodataloader import DataLoader
 
-from domains.billing import schedule
+from domains.billing import invoices, schedule, subscriptions
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import metrics
@@ -16,9 +16,11 @@ from domains.unit_of_work import UnitOfWork
 from persistence.tables import (
     BillableMetric,
     Customer,
+    InvoiceLineItem,
     Item,
     Plan,
     Price,
+    Subscription,
     SubscriptionPlanChange,
     SubscriptionPriceQuantity,
 )
@@ -106,6 +108,36 @@ class QuantityChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPri
         return [grouped.get(key, []) for key in keys]
 
 
+class PriceByIdLoader(DataLoader[str, Price | None]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Price | None]:
+        found = await prices.prices_by_ids(self.uow, principal=self.principal, ids=list(keys))
+        return [found.get(key) for key in keys]
+
+
+class SubscriptionByIdLoader(DataLoader[str, Subscription | None]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[Subscription | None]:
+        found = await subscriptions.subscriptions_by_ids(self.uow, principal=self.principal, ids=list(keys))
+        return [found.get(key) for key in keys]
+
+
+class LineItemsByInvoiceIdLoader(DataLoader[str, list[InvoiceLineItem]]):
+    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
+        super().__init__()
+        self.uow, self.principal = uow, principal
+
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[InvoiceLineItem]]:
+        grouped = await invoices.line_items_by_invoice_ids(self.uow, principal=self.principal, ids=list(keys))
+        return [grouped.get(key, []) for key in keys]
+
+
 class Loaders:
     """A request's loaders, each made on first use (most requests touch one or two)."""
 
@@ -143,6 +175,18 @@ class Loaders:
     @cached_property
     def quantity_changes_by_subscription_id(self) -> QuantityChangesBySubscriptionIdLoader:
         return QuantityChangesBySubscriptionIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def price_by_id(self) -> PriceByIdLoader:
+        return PriceByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def subscription_by_id(self) -> SubscriptionByIdLoader:
+        return SubscriptionByIdLoader(self.uow, self.principal)
+
+    @cached_property
+    def line_items_by_invoice_id(self) -> LineItemsByInvoiceIdLoader:
+        return LineItemsByInvoiceIdLoader(self.uow, self.principal)
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

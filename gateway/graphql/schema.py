@@ -20,6 +20,7 @@ from gateway.graphql.backfills import BackfillMutations, BackfillQueries
 from gateway.graphql.catalog import CatalogMutations, CatalogQueries
 from gateway.graphql.customers import CustomerMutations, CustomerQueries
 from gateway.graphql.errors import DomainErrorCodes, MutationTransaction
+from gateway.graphql.invoices import InvoiceMutations, InvoiceQueries
 from gateway.graphql.metering import EventMutations, EventQueries, MeteringMutations, MeteringQueries
 from gateway.graphql.organisation import OrganisationMutations, OrganisationQueries
 from gateway.graphql.plans import PlanMutations, PlanQueries
@@ -30,12 +31,12 @@ from gateway.graphql.subscriptions import SubscriptionMutations, SubscriptionQue
 Query = merge_types(
     "Query",
     (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries,
-     SubscriptionQueries, BackfillQueries, OrganisationQueries),
+     SubscriptionQueries, BackfillQueries, OrganisationQueries, InvoiceQueries),
 )
 Mutation = merge_types(
     "Mutation",
     (CustomerMutations, CatalogMutations, PriceMutations, PlanMutations, MeteringMutations, EventMutations,
-     SubscriptionMutations, BackfillMutations, OrganisationMutations),
+     SubscriptionMutations, BackfillMutations, OrganisationMutations, InvoiceMutations),
 )
 
 MAX_DEPTH = 12

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domains.billing import schedule, subscriptions
+from domains.billing import invoices, schedule, subscriptions
+from domains.billing.periods import billing_period_for
 from domains.catalog import items, plans, prices
 from domains.customers import service as customers
 from domains.metering import backfills, metrics
@@ -73,8 +74,16 @@ async def seeded(database, tenant):
     backfill = await backfills.create_backfill(uow, principal=tenant.principal, fields={
         "timeframe_start": now - timedelta(days=2), "timeframe_end": now - timedelta(days=1), "customer_id": parent.id,
         "replace_existing_events": True})
+    one_off = await invoices.create_invoice(uow, principal=tenant.principal, fields={
+        "customer_id": child.id, "currency": "USD", "invoice_date": "2024-03-01", "memo": "setup",
+        "metadata": {"po": "7"}, "will_auto_issue": True, "line_items": [
+            {"name": "Setup", "quantity": "3", "unit_config": {"unit_amount": "12.5"}, "item_id": item.id},
+            {"name": "Extra", "quantity": 1, "unit_config": {"unit_amount": "1"}}]})
+    closed = await invoices.issue_subscription_invoice(
+        uow, principal=tenant.principal, subscription=subscription,
+        period=billing_period_for(subscription.start_date, "monthly", datetime(2024, 2, 15, tzinfo=UTC)))
     await uow.close()
-    return {"backfill": backfill.id, "now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
+    return {"backfill": backfill.id, "invoice": one_off.id, "subscription_invoice": closed.id, "now": now, "parent": parent.id, "child": child.id, "external": "parent-1", "item": item.id, "metric": metric.id,
             "price": price.id, "external_price": "tokens-1", "plan": plan.id, "external_plan": "pro",
             "subscription": subscription.id}
 
@@ -105,6 +114,16 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
     if path == "/prices/evaluate":
         return [Inputs(body={"timeframe_start": "2020-01-01T00:00:00Z", "timeframe_end": "2030-01-01T00:00:00Z",
                              "customer_id": seeded["parent"], "price_evaluations": [{"price_id": seeded["price"]}]})]
+    if "{invoice_id}" in path or row.row.method == "invoices.get":
+        return [Inputs(path={"invoice_id": seeded[key]}, body={"id": seeded[key]})
+                for key in ("invoice", "subscription_invoice")]
+    if path == "/invoices/upcoming" or row.row.method == "invoices.upcoming":
+        return [Inputs(query={"subscription_id": seeded["subscription"]}, body={"subscription_id": seeded["subscription"]})]
+    if path == "/invoices" or row.row.method == "invoices.list":
+        return [Inputs(), Inputs(query={"limit": "1"}, body={"limit": 1}),
+                Inputs(query={"external_customer_id": seeded["external"]}, body={"external_customer_id": seeded["external"]}),
+                Inputs(query={"subscription_id": seeded["subscription"], "status": "issued"},
+                       body={"subscription_id": seeded["subscription"], "status": "issued"})]
     if "{subscription_id}" in path:
         return [Inputs(path={"subscription_id": seeded["subscription"]})]
     if row.row.method in ("subscriptions.get", "subscriptions.schedule"):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from domains.billing import invoices
+from domains.billing.periods import billing_period_for
 from domains.customers import service as customers
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
 from gateway.graphql.schema import schema
 from persistence.db import session_factory
+from tests.domains.billing.billing_world import make_plan, make_subscription
 
 QUERY = """
 query($first: Int) {
@@ -50,3 +55,61 @@ async def test_statement_count_does_not_grow_with_rows(database, tenant, count_q
     assert all(len(p["children"]) == 3 for p in parents if p["name"] != nodes[-1]["name"])
     # One page query, one batch of parents (primed from the page, so often none), one batch of children.
     assert counter.count <= 3, counter.statements
+
+
+INVOICE_QUERY = """
+query($first: Int) {
+  invoices(first: $first) {
+    nodes {
+      id invoiceNumber total customer { id name } subscription { id status plan { id } }
+      lineItems { name amount price { id name item { id } } item { id name } }
+    }
+  }
+}
+"""
+
+
+async def _seed_invoices(uow: UnitOfWork, principal, count: int) -> None:
+    """Subscription invoices of closed monthly periods (lines with catalogue prices) and one-offs."""
+    plan = await make_plan(uow, principal)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    made = 0
+    while made < count - count // 10:
+        subscription = await make_subscription(uow, principal, plan, start)
+        for month in range(min(12, count - count // 10 - made)):
+            period = billing_period_for(start, "monthly", datetime(2020, 1 + month, 15, tzinfo=UTC))
+            assert await invoices.issue_subscription_invoice(uow, principal=principal, subscription=subscription,
+                                                             period=period)
+            made += 1
+    for n in range(count // 10):
+        await invoices.create_invoice(uow, principal=principal, fields={
+            "customer_id": subscription.customer_id, "currency": "USD", "invoice_date": "2024-03-01",
+            "line_items": [{"name": f"One-off {n}", "quantity": 2, "unit_config": {"unit_amount": "5"}}]})
+
+
+@pytest.mark.parametrize("size", [10, 100])
+async def test_an_invoice_page_with_its_edges_is_a_constant_number_of_statements(
+        database, tenant, count_queries, size):
+    seed_uow = UnitOfWork(session_factory(database.engine))
+    await _seed_invoices(seed_uow, tenant.principal, size)
+    await seed_uow.close()
+
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        with count_queries() as counter:
+            result = await schema.execute(INVOICE_QUERY, variable_values={"first": size},
+                                          context_value=Context(principal=tenant.principal, uow=uow))
+    finally:
+        await uow.close()
+    assert result.errors is None, result.errors
+    nodes = result.data["invoices"]["nodes"]
+    assert len(nodes) == size
+    from_subscriptions = [n for n in nodes if n["subscription"] is not None]
+    assert len(from_subscriptions) == size - size // 10
+    assert all(n["customer"]["name"] == "Acme" for n in nodes)
+    fees = [line for n in from_subscriptions for line in n["lineItems"] if line["name"] == "Platform fee"]
+    assert len(fees) == len(from_subscriptions) and all(f["amount"] == "20.00" and f["price"]["id"] for f in fees)
+    one_offs = [n for n in nodes if n["subscription"] is None]
+    assert all(n["lineItems"][0]["amount"] == "10.00" and n["lineItems"][0]["price"] is None for n in one_offs)
+    # The page, then one batch each: line items, customers, subscriptions, prices, plans, items.
+    assert counter.count <= 7, counter.statements

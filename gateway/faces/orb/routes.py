@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.faces import engine
 from gateway.faces.engine import Body, BodyField, Path, Query, Row, query_bool, query_int
 from gateway.faces.orb.shapes import (
     BACKFILL,
@@ -11,6 +12,8 @@ from gateway.faces.orb.shapes import (
     EVENT,
     EVENT_AMEND_FIELDS,
     INGEST_RESULT,
+    INVOICE,
+    INVOICE_FIELDS,
     ITEM,
     METRIC,
     PLAN,
@@ -18,8 +21,10 @@ from gateway.faces.orb.shapes import (
     PRICE_EVALUATION,
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
+    UPCOMING_INVOICE,
     VOLUME_BUCKET,
     page_of,
+    upcoming_or_refused,
 )
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
@@ -138,4 +143,20 @@ ROWS: list[Row] = [
     Row("PUT", "/events/{event_id}", "amendEvent", "amended",
         args={"eventId": Path("event_id"), "input": Body(allow=EVENT_AMEND_FIELDS)}),
     Row("PUT", "/events/{event_id}/deprecate", "deprecateEvent", "deprecated", args={"eventId": Path("event_id")}),
+]
+
+# Invoices (issue 5). `upcoming` comes before `{invoice_id}` so it is not read as an id.
+INVOICE_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"), "subscriptionId": Query("subscription_id"),
+                     "externalCustomerId": Query("external_customer_id"), "status": engine.SingleListQuery("status")}
+ROWS += [
+    Row("GET", "/invoices", "invoices", page_of(INVOICE), args=INVOICE_LIST_ARGS),
+    Row("POST", "/invoices", "createInvoice", INVOICE, status=201, args={"input": Body(allow=INVOICE_FIELDS)}),
+    Row("GET", "/invoices/upcoming", "upcomingInvoice", UPCOMING_INVOICE,
+        args={"subscriptionId": Query("subscription_id")}, envelope=upcoming_or_refused),
+    Row("GET", "/invoices/{invoice_id}", "invoice", INVOICE, args={"id": Path("invoice_id")}),
+    Row("POST", "/invoices/{invoice_id}/issue", "issueInvoice", INVOICE,
+        args={"id": Path("invoice_id"), "synchronous": BodyField("synchronous")}),
+    Row("POST", "/invoices/{invoice_id}/void", "voidInvoice", INVOICE, args={"id": Path("invoice_id")}),
+    Row("POST", "/invoices/{invoice_id}/mark_paid", "markInvoicePaid", INVOICE,
+        args={"id": Path("invoice_id"), "input": Body(allow=("payment_received_date", "external_id", "notes"))}),
 ]

@@ -1,5 +1,11 @@
 """Orb's JSON shapes as GraphQL selections: each alias is Orb's field name."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from domains.errors import ConstraintViolation
+
 _ADDRESS = "line1 line2 city state postal_code: postalCode country"
 _MINIFIED = "id external_customer_id: externalCustomerId"
 
@@ -107,3 +113,40 @@ PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor:
 
 def page_of(item_shape: str) -> str:
     return f"data: nodes {{ {item_shape} }} {PAGINATION}"
+
+_INVOICE_LINE_ITEM = f"""
+  id name quantity amount subtotal: amount adjusted_subtotal: amount start_date: startDate end_date: endDate
+  price {{ {PRICE} }} credits_applied: creditsApplied partially_invoiced_amount: partiallyInvoicedAmount
+  adjustments sub_line_items: subLineItems tax_amounts: taxAmounts grouping filter
+  usage_customer_ids: usageCustomerIds
+"""
+
+# Orb's Invoice; the upcoming invoice has the same body with target_date in place of invoice_date.
+_INVOICE_BODY = f"""
+  id invoice_number: invoiceNumber status invoice_source: invoiceSource currency
+  customer {{ {_MINIFIED} }} subscription {{ id }}
+  created_at: createdAt due_date: dueDate issued_at: issuedAt paid_at: paidAt voided_at: voidedAt
+  payment_received_at: paymentReceivedAt memo metadata subtotal total amount_due: amountDue
+  line_items: lineItems {{ {_INVOICE_LINE_ITEM} }} hidden_line_item_count: hiddenLineItemCount
+  will_auto_issue: willAutoIssue
+  auto_collection: autoCollection {{ enabled next_attempt_at: nextAttemptAt num_attempts: numAttempts
+    previously_attempted_at: previouslyAttemptedAt }}
+  credit_notes: creditNotes customer_balance_transactions: customerBalanceTransactions discounts discount
+  payment_attempts: paymentAttempts minimum maximum minimum_amount: minimumAmount maximum_amount: maximumAmount
+  billing_address: billingAddress shipping_address: shippingAddress customer_tax_id: customerTaxId
+  hosted_invoice_url: hostedInvoiceUrl invoice_pdf: invoicePdf eligible_to_issue_at: eligibleToIssueAt
+  scheduled_issue_at: scheduledIssueAt issue_failed_at: issueFailedAt payment_started_at: paymentStartedAt
+  payment_failed_at: paymentFailedAt sync_failed_at: syncFailedAt
+"""
+INVOICE = _INVOICE_BODY + " invoice_date: invoiceDate"
+UPCOMING_INVOICE = _INVOICE_BODY + " target_date: invoiceDate"
+INVOICE_FIELDS = ("customer_id", "external_customer_id", "currency", "invoice_date", "line_items", "net_terms",
+                  "memo", "metadata", "will_auto_issue")
+
+
+def upcoming_or_refused(data: Any, inputs: Any) -> Any:
+    """The graph answers null when a subscription has no running period; Orb's object is never null."""
+    if data is None:
+        raise ConstraintViolation("the subscription is not active, so it has no upcoming invoice",
+                                  field="subscription_id")
+    return data

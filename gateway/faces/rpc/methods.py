@@ -9,14 +9,18 @@ from gateway.faces.orb.shapes import (
     CUSTOMER,
     EVENT,
     INGEST_RESULT,
+    INVOICE,
+    INVOICE_FIELDS,
     ITEM,
     METRIC,
     PLAN,
     PRICE,
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
+    UPCOMING_INVOICE,
     VOLUME_BUCKET,
     page_of,
+    upcoming_or_refused,
 )
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
@@ -89,4 +93,22 @@ METHODS: list[Row] = [
     Row("events.backfills.get", "", "backfill", BACKFILL, args={"id": BodyField("id")}),
     Row("events.backfills.close", "", "closeBackfill", BACKFILL, args={"id": BodyField("id")}),
     Row("events.backfills.revert", "", "revertBackfill", BACKFILL, args={"id": BodyField("id")}),
+]
+
+# Invoices (issue 5): Orb's invoice object, params named as in Orb's bodies.
+METHODS += [
+    Row("invoices.list", "", "invoices", page_of(INVOICE),
+        args={"first": BodyField("limit"), "after": BodyField("cursor"), "customerId": BodyField("customer_id"),
+              "subscriptionId": BodyField("subscription_id"), "externalCustomerId": BodyField("external_customer_id"),
+              "status": BodyField("status")}),
+    Row("invoices.get", "", "invoice", INVOICE, args={"id": BodyField("id")}),
+    Row("invoices.upcoming", "", "upcomingInvoice", UPCOMING_INVOICE,
+        args={"subscriptionId": BodyField("subscription_id")}, envelope=upcoming_or_refused),
+    Row("invoices.create", "", "createInvoice", INVOICE, args={"input": Body(allow=INVOICE_FIELDS)}),
+    Row("invoices.issue", "", "issueInvoice", INVOICE,
+        args={"id": BodyField("id"), "synchronous": BodyField("synchronous")}),
+    Row("invoices.void", "", "voidInvoice", INVOICE, args={"id": BodyField("id")}),
+    Row("invoices.mark_paid", "", "markInvoicePaid", INVOICE,
+        args={"id": BodyField("id"), "input": Body(allow=("payment_received_date", "external_id", "notes"),
+                                                   exclude=("id",))}),
 ]

@@ -15,6 +15,15 @@ from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
 from gateway.graphql.pagination import PageInfo, page_arguments
+from gateway.graphql.usage import (
+    GRANULARITY,
+    VIEW_MODE,
+    WINDOW,
+    CostTimeframeType,
+    MetricUsageType,
+    resolve_subscription_costs,
+    resolve_usage,
+)
 from persistence.tables import Subscription as SubscriptionRow
 
 Resolve = Info[Context, None]
@@ -154,6 +163,27 @@ class SubscriptionType:
     @staticmethod
     def maximum_intervals(root: SubscriptionRow) -> JSON:
         return []
+
+    @strawberry.field(description="Its usage per billable metric of its plan. " + WINDOW)
+    @staticmethod
+    async def usage(
+        root: SubscriptionRow, info: Resolve, timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+        granularity: Annotated[str | None, strawberry.argument(description=GRANULARITY)] = None,
+        billable_metric_id: str | None = None,
+        view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+    ) -> list[MetricUsageType]:
+        return await resolve_usage(info, root.id, timeframe_start, timeframe_end, granularity, billable_metric_id,
+                                   None, view_mode)
+
+    @strawberry.field(description="Its charges per billing period overlapping the window. " + WINDOW)
+    @staticmethod
+    async def costs(
+        root: SubscriptionRow, info: Resolve, timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+        view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+    ) -> list[CostTimeframeType]:
+        return await resolve_subscription_costs(info, root.id, timeframe_start, timeframe_end, view_mode)
 
 
 @strawberry.type(name="FixedFeeQuantity", description="A fixed fee's quantity over a span of time.")

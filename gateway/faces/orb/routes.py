@@ -7,6 +7,7 @@ from typing import Any
 from gateway.faces.engine import Body, BodyField, Path, Query, Row, query_bool, query_int
 from gateway.faces.orb.shapes import (
     BACKFILL,
+    COSTS,
     CUSTOMER,
     EVENT,
     EVENT_AMEND_FIELDS,
@@ -18,6 +19,7 @@ from gateway.faces.orb.shapes import (
     PRICE_EVALUATION,
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
+    USAGE,
     VOLUME_BUCKET,
     page_of,
 )
@@ -138,4 +140,21 @@ ROWS: list[Row] = [
     Row("PUT", "/events/{event_id}", "amendEvent", "amended",
         args={"eventId": Path("event_id"), "input": Body(allow=EVENT_AMEND_FIELDS)}),
     Row("PUT", "/events/{event_id}/deprecate", "deprecateEvent", "deprecated", args={"eventId": Path("event_id")}),
+]
+
+# Usage and costs: Orb wraps both lists in {"data": [...]}.
+WINDOW_ARGS = {"timeframeStart": Query("timeframe_start"), "timeframeEnd": Query("timeframe_end"),
+               "viewMode": Query("view_mode")}
+ROWS += [
+    Row("GET", "/subscriptions/{subscription_id}/usage", "subscriptionUsage", USAGE,
+        args={"id": Path("subscription_id"), **WINDOW_ARGS, "granularity": Query("granularity"),
+              "billableMetricId": Query("billable_metric_id"), "groupBy": Query("group_by")},
+        envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/subscriptions/{subscription_id}/costs", "subscriptionCosts", COSTS,
+        args={"id": Path("subscription_id"), **WINDOW_ARGS}, envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/customers/{customer_id}/costs", "customerCosts", COSTS,
+        args={"id": Path("customer_id"), **WINDOW_ARGS}, envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/customers/external_customer_id/{external_customer_id}/costs", "customerCosts", COSTS,
+        args={"externalCustomerId": Path("external_customer_id"), **WINDOW_ARGS},
+        envelope=lambda data, _inputs: {"data": data}),
 ]

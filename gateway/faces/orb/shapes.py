@@ -107,3 +107,16 @@ PAGINATION = "pagination_metadata: pageInfo { has_more: hasNextPage next_cursor:
 
 def page_of(item_shape: str) -> str:
     return f"data: nodes {{ {item_shape} }} {PAGINATION}"
+
+# Usage and costs (domains.billing.usage).
+USAGE = """
+  billable_metric: billableMetric { id name } view_mode: viewMode
+  usage { quantity timeframe_start: timeframeStart timeframe_end: timeframeEnd }
+"""
+
+COSTS = """
+  timeframe_start: timeframeStart timeframe_end: timeframeEnd subtotal total
+  per_price_costs: perPriceCosts { subtotal total quantity price {
+    id external_price_id: externalPriceId name price_type: priceType model_type: modelType cadence currency
+    item { id name } billable_metric: billableMetric { id } } }
+"""

@@ -6,6 +6,7 @@ from gateway.faces.engine import Body, BodyField, Row
 from gateway.faces.orb.routes import plan_prices_as_sdk_sends_them
 from gateway.faces.orb.shapes import (
     BACKFILL,
+    COSTS,
     CUSTOMER,
     EVENT,
     INGEST_RESULT,
@@ -15,6 +16,7 @@ from gateway.faces.orb.shapes import (
     PRICE,
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
+    USAGE,
     VOLUME_BUCKET,
     page_of,
 )
@@ -89,4 +91,16 @@ METHODS: list[Row] = [
     Row("events.backfills.get", "", "backfill", BACKFILL, args={"id": BodyField("id")}),
     Row("events.backfills.close", "", "closeBackfill", BACKFILL, args={"id": BodyField("id")}),
     Row("events.backfills.revert", "", "revertBackfill", BACKFILL, args={"id": BodyField("id")}),
+]
+
+# Usage and costs.
+_WINDOW = {"timeframeStart": BodyField("timeframe_start"), "timeframeEnd": BodyField("timeframe_end"),
+           "viewMode": BodyField("view_mode")}
+METHODS += [
+    Row("subscriptions.usage", "", "subscriptionUsage", USAGE,
+        args={"id": BodyField("id"), **_WINDOW, "granularity": BodyField("granularity"),
+              "billableMetricId": BodyField("billable_metric_id"), "groupBy": BodyField("group_by")}),
+    Row("subscriptions.costs", "", "subscriptionCosts", COSTS, args={"id": BodyField("id"), **_WINDOW}),
+    Row("customers.costs", "", "customerCosts", COSTS,
+        args={"id": BodyField("id"), "externalCustomerId": BodyField("external_customer_id"), **_WINDOW}),
 ]

@@ -14,6 +14,8 @@ import pytest
 from domains.clock import FixedClock
 from domains.metering import events
 from domains.unit_of_work import UnitOfWork
+from gateway.context import Context
+from gateway.graphql.schema import schema
 from persistence.db import session_factory
 
 EVENTS = [(datetime(2024, 1, 3, 9, tzinfo=UTC), 100, "a"), (datetime(2024, 1, 3, 23, 59, tzinfo=UTC), 50, "b"),
@@ -225,3 +227,23 @@ async def test_graph_fields_and_json_rpc_methods(client, world, tenant):
     refused = await rpc("subscriptions.usage", {"id": world["sub"], "timeframe_start": "2024-01-05T00:00:00Z",
                                                 "timeframe_end": "2024-01-01T00:00:00Z"})
     assert refused["error"]["data"]["field"] == "timeframe_end", refused
+
+
+
+async def test_daily_usage_is_one_statement_per_metric_not_per_day(database, world, tenant, count_queries):
+    query = """query($id: ID!, $mode: String) { subscriptionUsage(id: $id, timeframeStart: "2024-01-01T00:00:00Z",
+        timeframeEnd: "2024-02-01T00:00:00Z", granularity: "day", viewMode: $mode) { usage { quantity } } }"""
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        for mode in ("periodic", "cumulative"):
+            with count_queries() as counter:
+                result = await schema.execute(query, variable_values={"id": world["sub"], "mode": mode},
+                                              context_value=Context(principal=tenant.principal, uow=uow))
+            assert result.errors is None, result.errors
+            found = result.data["subscriptionUsage"]
+            assert [len(e["usage"]) for e in found] == [31, 31]
+            on_events = [s for s in counter.statements if " events" in s.lower()]
+            assert len(on_events) == 2, on_events
+    finally:
+        await uow.close()
+    assert [u["quantity"] for u in found[0]["usage"]][18:21] == ["350.00", "750.00", "750.00"]

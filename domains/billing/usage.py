@@ -114,6 +114,8 @@ async def _metrics(uow: UnitOfWork, principal: Principal, subscription: Subscrip
     phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
     plan_ids = list(dict.fromkeys(
         p.plan_id for p in phases if Period(p.start, max(p.end or window.end, p.start)).intersection(window)))
+    if not plan_ids:  # a window outside the subscription's life: its plans' metrics, all at zero
+        plan_ids = list(dict.fromkeys(p.plan_id for p in phases))
     grouped = await price_service.prices_by_plan_ids(uow, principal=principal, plan_ids=plan_ids)
     ids = list(dict.fromkeys(price.billable_metric_id for plan_id in plan_ids for price in grouped[plan_id]
                              if price.billable_metric_id is not None))

@@ -129,10 +129,10 @@ class SubscriptionType:
     def billing_cycle_anchor_configuration(root: SubscriptionRow) -> BillingCycleAnchorConfiguration:
         return BillingCycleAnchorConfiguration(day=root.start_date.day, month=None, year=None)
 
-    @strawberry.field(description="Trials are not offered yet: no trial end.")
+    @strawberry.field(description="The end of its free trial (no fixed fees before it); null: no trial.")
     @staticmethod
     def trial_info(root: SubscriptionRow) -> TrialInfo:
-        return TrialInfo(end_date=None)
+        return TrialInfo(end_date=root.trial_end_date)
 
     @strawberry.field(description="Plan phases are not offered yet: null.")
     @staticmethod
@@ -273,6 +273,12 @@ class FixedFeeQuantityInput:
                                                  description="immediate, effective_date or upcoming_invoice.")
 
 
+@strawberry.input
+class TrialUpdateInput:
+    trial_end_date: str = strawberry.field(description="A date-time, or \"immediate\" to end the trial now.")
+    shift: bool | None = strawberry.field(default=None, description="Default true.")
+
+
 @strawberry.type
 class SubscriptionQueries:
     @strawberry.field(description="A subscription by id.")
@@ -353,6 +359,14 @@ class SubscriptionMutations:
         ctx = info.context
         return await schedule.change_fixed_fee_quantity(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Move the end of its free trial to a date-time or \"immediate\"; shift (the "
+                                     "default) moves pending plan and quantity changes by as much.")
+    async def update_trial(self, info: Resolve, id: strawberry.ID, input: TrialUpdateInput) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.update_trial(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, trial_end_date=input.trial_end_date,
+            shift=True if input.shift is None else input.shift)
 
     @strawberry.mutation(description="Drop a fixed fee's quantity change that has not taken effect yet.")
     async def unschedule_fixed_fee_quantity_updates(self, info: Resolve, id: strawberry.ID,

@@ -49,7 +49,8 @@ FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_o
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
                           "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
 
-PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata")
+PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata",
+               "trial_config")
 
 
 def plan_prices_as_sdk_sends_them(body: dict[str, Any]) -> dict[str, Any]:
@@ -158,3 +159,5 @@ ROWS += [
         args={"externalCustomerId": Path("external_customer_id"), **WINDOW_ARGS},
         envelope=lambda data, _inputs: {"data": data}),
 ]
+ROWS.append(Row("POST", "/subscriptions/{subscription_id}/update_trial", "updateTrial", SUBSCRIPTION,
+                args={"id": Path("subscription_id"), "input": Body(allow=("trial_end_date", "shift"))}))

@@ -104,3 +104,5 @@ METHODS += [
     Row("customers.costs", "", "customerCosts", COSTS,
         args={"id": BodyField("id"), "externalCustomerId": BodyField("external_customer_id"), **_WINDOW}),
 ]
+METHODS.append(Row("subscriptions.update_trial", "", "updateTrial", SUBSCRIPTION,
+                   args={"id": BodyField("id"), "input": Body(exclude=("id",))}))

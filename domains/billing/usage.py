@@ -301,6 +301,8 @@ async def customer_costs(
     mode = _view_mode(view_mode)
     if customer_id is None and external_customer_id is None:
         raise ValidationFailed("customer_id", "customer_id or external_customer_id is required")
+    if customer_id is not None and external_customer_id is not None:
+        raise ValidationFailed("external_customer_id", "give customer_id or external_customer_id, not both")
     if customer_id is not None:
         customer = await customers.get_customer(uow, principal=principal, customer_id=customer_id)
     else:

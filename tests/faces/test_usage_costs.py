@@ -227,6 +227,8 @@ async def test_graph_fields_and_json_rpc_methods(client, world, tenant):
     refused = await rpc("subscriptions.usage", {"id": world["sub"], "timeframe_start": "2024-01-05T00:00:00Z",
                                                 "timeframe_end": "2024-01-01T00:00:00Z"})
     assert refused["error"]["data"]["field"] == "timeframe_end", refused
+    both = await rpc("customers.costs", {"id": world["customer"], "external_customer_id": "acme"})
+    assert both["error"]["data"]["field"] == "external_customer_id", both
 
 
 

@@ -12,6 +12,9 @@ Prices whose cadence is longer than the billing period (an annual fee on a month
 the invoice of the billing period holding the start of what they cover (fixed) or its end (usage),
 so an annual fee bills once a year and a quarterly usage price prices the quarter's usage once.
 A ``one_time`` fee bills on the invoice of the period where its plan phase starts, never prorated.
+A free trial (``subscriptions.trial_end_date``) bills no fixed fee before its end: a period it cuts
+bills the fee for the days after it, prorated like a mid-period start; a one-time fee whose phase
+starts in the trial is not billed. Usage is billed as usual.
 
 Each line's amount is rounded once, to the currency's minor unit (ROUND_HALF_UP), from the exact
 amount the pricing model gives.
@@ -107,7 +110,13 @@ async def period_charges(
                 if entry.price_id != price.id or not (active.start <= entry.start < active.end):
                     continue
                 segment = Period(entry.start, min(entry.end or active.end, active.end))
-                # A one-time fee bills once, for the quantity in effect when its phase starts.
+                # A free trial: no fixed fee before its end (the rest of the period is prorated).
+                trial_end = subscription.trial_end_date
+                if trial_end is not None and trial_end > segment.start:
+                    if trial_end >= segment.end:
+                        continue
+                    segment = Period(trial_end, segment.end)
+                # A one-time fee bills once, for the quantity in effect when its phase starts (not in a trial).
                 if price.cadence == "one_time" and segment.start != active.start:
                     continue
                 charges.extend(_fixed_charges(subscription, price, segment, period, entry.quantity))

@@ -8,7 +8,7 @@ periods are anchored on ``start_date`` (see domains.billing.periods).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -150,6 +150,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
         id=new_id(), org_id=principal.org_id, customer_id=customer.id, plan_id=plan.id, currency=plan.currency,
         start_date=start, end_date=None, net_terms=net_terms, auto_collection=auto_collection,
         subscription_metadata=metadata, created_at=now, updated_at=now,
+        trial_end_date=start + timedelta(days=plan.trial_period_days) if plan.trial_period_days else None,
     )
     async with uow.transaction():
         if customer.currency is None:
@@ -402,3 +403,52 @@ async def unschedule_cancellation(uow: UnitOfWork, *, principal: Principal, subs
         subscription.updated_at = now
         await uow.session.flush()
     return subscription
+
+
+async def update_trial(
+    uow: UnitOfWork, *, principal: Principal, subscription_id: str, trial_end_date: Any, shift: Any = True,
+) -> Subscription:
+    """Move the end of the subscription's free trial (Orb's update_trial): to ``trial_end_date`` (a
+    date-time, not before the start nor after the end) or ``"immediate"`` (now). Fixed fees are not
+    billed before it. With ``shift`` (the default), pending plan and fixed-fee quantity changes from
+    the old trial end on move by as much as the trial end did (so a change "after the trial" stays so).
+    """
+    if not isinstance(shift, bool):
+        raise ValidationFailed("shift", "must be true or false")
+    if trial_end_date is None:
+        raise ValidationFailed("trial_end_date", "is required: a date-time or \"immediate\"")
+    now = uow.clock.now()
+    requested = None if trial_end_date == "immediate" else parse_instant("trial_end_date", trial_end_date)
+    async with uow.transaction():
+        subscription = await lock_subscription(uow, principal, subscription_id)
+        if subscription_status(subscription, now) == "ended":
+            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        new_end = max(now, subscription.start_date) if requested is None else requested
+        if new_end < subscription.start_date:
+            raise ValidationFailed("trial_end_date", "is before the subscription's start_date "
+                                   f"({subscription.start_date.isoformat()})")
+        if subscription.end_date is not None and new_end > subscription.end_date:
+            raise ValidationFailed("trial_end_date", f"is after the subscription's end_date "
+                                   f"({subscription.end_date.isoformat()})")
+        old_end = subscription.trial_end_date
+        if shift and old_end is not None and new_end != old_end:
+            await _shift_pending_changes(uow, principal, subscription, since=max(old_end, now), by=new_end - old_end)
+        subscription.trial_end_date = new_end
+        subscription.updated_at = now
+        await uow.session.flush()
+    return subscription
+
+
+async def _shift_pending_changes(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
+                                 since: datetime, by: timedelta) -> None:
+    for change in (SubscriptionPlanChange, SubscriptionPriceQuantity):
+        rows = (await uow.session.execute(select(change).where(
+            change.org_id == principal.org_id, change.subscription_id == subscription.id,  # type: ignore[attr-defined]
+            change.effective_date >= since))).scalars().all()  # type: ignore[attr-defined]
+        for row in rows:
+            moved = row.effective_date + by
+            if moved <= subscription.start_date or (subscription.end_date is not None
+                                                    and moved >= subscription.end_date):
+                raise ValidationFailed("shift", "would move a scheduled change outside the subscription's life; "
+                                                "pass shift: false")
+            row.effective_date = moved

@@ -24,7 +24,8 @@ CREATE_STATUSES = ("active", "draft")
 STATUSES = ("active", "archived", "draft")
 MAX_PRICES = 100
 _CREATE_FIELDS = frozenset({"name", "currency", "prices", "external_plan_id", "net_terms", "metadata", "description",
-                            "status"})
+                            "status", "trial_config"})
+MAX_TRIAL_DAYS = 3650
 _UPDATE_FIELDS = frozenset({"metadata", "external_plan_id", "name", "description"})
 _READ_COLUMNS = [
     column.label("plan_metadata") if column.name == "metadata" else column
@@ -71,6 +72,7 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
         external_plan_id=identifier("external_plan_id", fields.get("external_plan_id")),
         status=status, currency=currency("currency", fields["currency"]), net_terms=_net_terms(fields.get("net_terms")),
         plan_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
+        trial_period_days=_trial_days(fields.get("trial_config")),
     )
     async with uow.transaction():
         if plan.external_plan_id is not None:
@@ -84,6 +86,25 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
         await _flush(uow, plan)
         await save_prices(uow, prices)
     return plan
+
+
+def _trial_days(config: Any) -> int | None:
+    """Orb's trial_config {trial_period, trial_period_unit: "days"}: the days of a new subscription's free trial."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ValidationFailed("trial_config", "must be an object")
+    extra = sorted(set(config) - {"trial_period", "trial_period_unit"})
+    if extra:
+        raise ValidationFailed(f"trial_config.{extra[0]}", "is not a trial_config field")
+    if config.get("trial_period_unit", "days") not in (None, "days"):
+        raise ValidationFailed("trial_config.trial_period_unit", "must be days")
+    period = config.get("trial_period")
+    if period is None:
+        return None
+    if isinstance(period, bool) or not isinstance(period, int) or not 0 <= period <= MAX_TRIAL_DAYS:
+        raise ValidationFailed("trial_config.trial_period", f"must be a whole number of days from 0 to {MAX_TRIAL_DAYS}")
+    return period or None
 
 
 def _price_fields(entry: Any, index: int) -> Mapping[str, Any]:

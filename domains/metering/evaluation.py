@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy.sql.selectable import Select
 
 from domains.errors import ValidationFailed
-from domains.metering.metric_query import metric_statement
+from domains.metering.metric_query import (
+    distinct_first_seen_statement,
+    metric_daily_statement,
+    metric_statement,
+)
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
@@ -44,6 +48,43 @@ async def quantity(
                           {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
     value = rows[0][0] if rows else None
     return Decimal(0) if value is None else Decimal(str(value))
+
+
+@lru_cache(maxsize=1024)
+def _daily_statement(definition: MetricDefinition, dialect: str, first_seen: bool) -> Select[Any]:
+    if first_seen:
+        return distinct_first_seen_statement(definition, dialect)
+    return metric_daily_statement(definition, dialect)
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValidationFailed("timeframe", "start and end must be timezone-aware")
+    if end <= start:
+        raise ValidationFailed("timeframe_end", "must be after timeframe_start")
+
+
+async def daily_quantities(
+    uow: UnitOfWork, *, principal: Principal, definition: MetricDefinition, customer_id: str,
+    start: datetime, end: datetime,
+) -> dict[date, Decimal]:
+    """The metric per UTC day of the customer's events in [start, end), one statement; days without
+    events are left out."""
+    _check_window(start, end)
+    rows = await uow.rows(_daily_statement(definition, uow.dialect, False),
+                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    return {date.fromisoformat(day): Decimal(0) if value is None else Decimal(str(value)) for value, day in rows}
+
+
+async def distinct_first_seen(
+    uow: UnitOfWork, *, principal: Principal, definition: MetricDefinition, customer_id: str,
+    start: datetime, end: datetime,
+) -> dict[date, Decimal]:
+    """For a count_distinct metric: how many of its values are first seen on each UTC day of [start, end)."""
+    _check_window(start, end)
+    rows = await uow.rows(_daily_statement(definition, uow.dialect, True),
+                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    return {date.fromisoformat(day): Decimal(count) for day, count in rows}
 
 
 async def metric_quantity(

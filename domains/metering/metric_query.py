@@ -191,14 +191,47 @@ def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
             value, source = _sqlite_sum(props, definition.property)  # type: ignore[arg-type]
         else:
             value = getattr(func, f"accrual_decimal_{aggregate}")(number)
-    statement = select(value).select_from(source).where(
+    return select(value).select_from(source).where(*_scope(props, definition))
+
+
+def _scope(props: _Properties, definition: MetricDefinition) -> list[ColumnElement[Any]]:
+    """The conditions every metric query runs under: one organisation's, one customer's counting
+    events in [start, end), and the metric's own filter."""
+    conditions = [
         Event.org_id == bindparam("org_id"),
         Event.customer_id == bindparam("customer_id"),
         # Only events that count (the usage index holds only those); see domains/metering/backfills.py.
         Event.deprecated_by.is_(None),  # type: ignore[union-attr]
         Event.timestamp >= bindparam("start", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
         Event.timestamp < bindparam("end", type_=Event.__table__.c.timestamp.type),  # type: ignore[attr-defined]
-    )
+    ]
     if definition.filter is not None:
-        statement = statement.where(_filter(props, definition.filter))
-    return statement
+        conditions.append(_filter(props, definition.filter))
+    return conditions
+
+
+def utc_day(dialect: str) -> ColumnElement[Any]:
+    """The UTC calendar day of an event's timestamp as 'YYYY-MM-DD' text, on both engines (SQLite
+    stores 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; PostgreSQL formats its timestamptz in UTC)."""
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("UTC", Event.timestamp), "YYYY-MM-DD")
+    return func.substr(Event.timestamp, 1, 10)
+
+
+def metric_daily_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+    """SELECT day, <aggregate> ... GROUP BY day: the metric per UTC day of [start, end), one statement;
+    days without events have no row."""
+    day = utc_day(dialect).label("day")
+    return metric_statement(definition, dialect).add_columns(day).group_by(day).order_by(day)
+
+
+def distinct_first_seen_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+    """For a count_distinct metric: SELECT day, how many values are first seen that day. Their running
+    sum is the cumulative distinct count (a value seen on two days counts once), in one statement."""
+    props = _Properties(dialect)
+    value = props.any_value(definition.property)  # type: ignore[arg-type]
+    first_seen = (select(func.min(utc_day(dialect)).label("day"))
+                  .where(*_scope(props, definition), value.isnot(None))
+                  .group_by(value).subquery("first_seen"))
+    return (select(first_seen.c.day, func.count().label("quantity"))
+            .group_by(first_seen.c.day).order_by(first_seen.c.day))

@@ -17,8 +17,11 @@ from domains.pagination import encode_cursor
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
 from gateway.graphql.pagination import PageInfo, page_arguments
+from gateway.graphql.usage import VIEW_MODE
 from persistence.tables import Customer as CustomerRow
 from persistence.tables import CustomFieldDefinition as CustomFieldRow
+
+CostTimeframeRef = Annotated["CostTimeframeType", strawberry.lazy("gateway.graphql.usage")]  # noqa: F821
 
 Resolve = Info[Context, None]
 
@@ -137,6 +140,20 @@ class CustomerType:
     @staticmethod
     def payment_configuration(root: CustomerRow) -> JSON | None:
         return root.payment_configuration
+
+    @strawberry.field(description="Its charges over all its subscriptions, per billing period. Defaults to each "
+                                  "subscription's current billing period.")
+    @staticmethod
+    async def costs(
+        root: CustomerRow, info: Info[Context, None], timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+        view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+    ) -> list[CostTimeframeRef]:
+        from gateway.graphql.usage import resolve_customer_costs  # the usage module's types import this one's
+
+        return await resolve_customer_costs(info, customer_id=root.id, external_customer_id=None,  # type: ignore[return-value]
+                                            timeframe_start=timeframe_start, timeframe_end=timeframe_end,
+                                            view_mode=view_mode)
 
     @strawberry.field
     @staticmethod

@@ -61,10 +61,10 @@ class PlanType:
     def version(root: PlanRow) -> int:
         return 1
 
-    @strawberry.field(description="Trials are not offered yet: no trial period.")
+    @strawberry.field(description="The free trial a new subscription to it starts with (null period: none).")
     @staticmethod
     def trial_config(root: PlanRow) -> TrialConfig:
-        return TrialConfig(trial_period=None, trial_period_unit="days")
+        return TrialConfig(trial_period=root.trial_period_days, trial_period_unit="days")
 
     @strawberry.field(description="Orb's product of the plan: the plan itself until products exist.")
     @staticmethod
@@ -104,6 +104,8 @@ class PlanInput:
     net_terms: int | None = strawberry.UNSET
     status: str | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+    trial_config: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
+        '{"trial_period": days, "trial_period_unit": "days"}: a free trial (no fixed fees) for new subscriptions.'))
 
 
 @strawberry.input

@@ -27,11 +27,12 @@ from gateway.graphql.plans import PlanMutations, PlanQueries
 from gateway.graphql.prices import PriceEvaluationQueries, PriceMutations, PriceQueries
 from gateway.graphql.scalars import Money, UTCDateTime
 from gateway.graphql.subscriptions import SubscriptionMutations, SubscriptionQueries
+from gateway.graphql.usage import UsageQueries
 
 Query = merge_types(
     "Query",
     (CustomerQueries, CatalogQueries, PriceQueries, PriceEvaluationQueries, PlanQueries, MeteringQueries, EventQueries,
-     SubscriptionQueries, BackfillQueries, OrganisationQueries, InvoiceQueries),
+     SubscriptionQueries, BackfillQueries, OrganisationQueries, InvoiceQueries, UsageQueries),
 )
 Mutation = merge_types(
     "Mutation",

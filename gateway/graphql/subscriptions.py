@@ -15,6 +15,15 @@ from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
 from gateway.graphql.pagination import PageInfo, page_arguments
+from gateway.graphql.usage import (
+    GRANULARITY,
+    VIEW_MODE,
+    WINDOW,
+    CostTimeframeType,
+    MetricUsageType,
+    resolve_subscription_costs,
+    resolve_usage,
+)
 from persistence.tables import Subscription as SubscriptionRow
 
 Resolve = Info[Context, None]
@@ -120,10 +129,10 @@ class SubscriptionType:
     def billing_cycle_anchor_configuration(root: SubscriptionRow) -> BillingCycleAnchorConfiguration:
         return BillingCycleAnchorConfiguration(day=root.start_date.day, month=None, year=None)
 
-    @strawberry.field(description="Trials are not offered yet: no trial end.")
+    @strawberry.field(description="The end of its free trial (no fixed fees before it); null: no trial.")
     @staticmethod
     def trial_info(root: SubscriptionRow) -> TrialInfo:
-        return TrialInfo(end_date=None)
+        return TrialInfo(end_date=root.trial_end_date)
 
     @strawberry.field(description="Plan phases are not offered yet: null.")
     @staticmethod
@@ -154,6 +163,27 @@ class SubscriptionType:
     @staticmethod
     def maximum_intervals(root: SubscriptionRow) -> JSON:
         return []
+
+    @strawberry.field(description="Its usage per billable metric of its plan. " + WINDOW)
+    @staticmethod
+    async def usage(
+        root: SubscriptionRow, info: Resolve, timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+        granularity: Annotated[str | None, strawberry.argument(description=GRANULARITY)] = None,
+        billable_metric_id: str | None = None,
+        view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+    ) -> list[MetricUsageType]:
+        return await resolve_usage(info, root.id, timeframe_start, timeframe_end, granularity, billable_metric_id,
+                                   None, view_mode)
+
+    @strawberry.field(description="Its charges per billing period overlapping the window. " + WINDOW)
+    @staticmethod
+    async def costs(
+        root: SubscriptionRow, info: Resolve, timeframe_start: datetime | None = None,
+        timeframe_end: datetime | None = None,
+        view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+    ) -> list[CostTimeframeType]:
+        return await resolve_subscription_costs(info, root.id, timeframe_start, timeframe_end, view_mode)
 
 
 @strawberry.type(name="FixedFeeQuantity", description="A fixed fee's quantity over a span of time.")
@@ -243,6 +273,12 @@ class FixedFeeQuantityInput:
                                                  description="immediate, effective_date or upcoming_invoice.")
 
 
+@strawberry.input
+class TrialUpdateInput:
+    trial_end_date: str = strawberry.field(description="A date-time, or \"immediate\" to end the trial now.")
+    shift: bool | None = strawberry.field(default=None, description="Default true.")
+
+
 @strawberry.type
 class SubscriptionQueries:
     @strawberry.field(description="A subscription by id.")
@@ -323,6 +359,14 @@ class SubscriptionMutations:
         ctx = info.context
         return await schedule.change_fixed_fee_quantity(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input))
+
+    @strawberry.mutation(description="Move the end of its free trial to a date-time or \"immediate\"; shift (the "
+                                     "default) moves pending plan and quantity changes by as much.")
+    async def update_trial(self, info: Resolve, id: strawberry.ID, input: TrialUpdateInput) -> SubscriptionType:
+        ctx = info.context
+        return await subscriptions.update_trial(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, trial_end_date=input.trial_end_date,
+            shift=True if input.shift is None else input.shift)
 
     @strawberry.mutation(description="Drop a fixed fee's quantity change that has not taken effect yet.")
     async def unschedule_fixed_fee_quantity_updates(self, info: Resolve, id: strawberry.ID,

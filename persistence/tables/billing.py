@@ -34,6 +34,8 @@ class Subscription(SQLModel, table=True):
     net_terms: int = 0
     # Null: invoices follow the customer's own auto_collection setting (as Orb's default).
     auto_collection: bool | None = None
+    # Fixed fees are not billed before it (a free trial); null: no trial. From the plan's trial_config.
+    trial_end_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
     subscription_metadata: dict[str, str] = Field(default_factory=dict,
                                                   sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

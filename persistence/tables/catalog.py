@@ -70,5 +70,7 @@ class Plan(SQLModel, table=True):
     status: str = Field(default="active", max_length=16)
     currency: str = Field(max_length=3)
     net_terms: int | None = None
+    # A subscription to it starts with a free trial of this many days (Orb's trial_config); null: none.
+    trial_period_days: int | None = None
     plan_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

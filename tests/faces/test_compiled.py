@@ -126,6 +126,11 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
                        body={"subscription_id": seeded["subscription"], "status": "issued"})]
     if "{subscription_id}" in path:
         return [Inputs(path={"subscription_id": seeded["subscription"]})]
+    if row.row.method in ("subscriptions.usage", "subscriptions.costs"):
+        return [Inputs(body={"id": seeded["subscription"]}),
+                Inputs(body={"id": seeded["subscription"], "granularity": "day", "view_mode": "cumulative"})]
+    if row.row.method == "customers.costs":
+        return [Inputs(body={"id": seeded["child"]}), Inputs(body={"external_customer_id": seeded["external"]})]
     if row.row.method in ("subscriptions.get", "subscriptions.schedule"):
         return [Inputs(body={"id": seeded["subscription"]})]
     if row.row.method == "subscriptions.list":

@@ -8,6 +8,7 @@ from gateway.faces import engine
 from gateway.faces.engine import Body, BodyField, Path, Query, Row, query_bool, query_int
 from gateway.faces.orb.shapes import (
     BACKFILL,
+    COSTS,
     CUSTOMER,
     EVENT,
     EVENT_AMEND_FIELDS,
@@ -22,6 +23,7 @@ from gateway.faces.orb.shapes import (
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
     UPCOMING_INVOICE,
+    USAGE,
     VOLUME_BUCKET,
     page_of,
     upcoming_or_refused,
@@ -52,7 +54,8 @@ FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_o
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
                           "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
 
-PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata")
+PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata",
+               "trial_config")
 
 
 def plan_prices_as_sdk_sends_them(body: dict[str, Any]) -> dict[str, Any]:
@@ -160,3 +163,22 @@ ROWS += [
     Row("POST", "/invoices/{invoice_id}/mark_paid", "markInvoicePaid", INVOICE,
         args={"id": Path("invoice_id"), "input": Body(allow=("payment_received_date", "external_id", "notes"))}),
 ]
+
+# Usage and costs: Orb wraps both lists in {"data": [...]}.
+WINDOW_ARGS = {"timeframeStart": Query("timeframe_start"), "timeframeEnd": Query("timeframe_end"),
+               "viewMode": Query("view_mode")}
+ROWS += [
+    Row("GET", "/subscriptions/{subscription_id}/usage", "subscriptionUsage", USAGE,
+        args={"id": Path("subscription_id"), **WINDOW_ARGS, "granularity": Query("granularity"),
+              "billableMetricId": Query("billable_metric_id"), "groupBy": Query("group_by")},
+        envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/subscriptions/{subscription_id}/costs", "subscriptionCosts", COSTS,
+        args={"id": Path("subscription_id"), **WINDOW_ARGS}, envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/customers/{customer_id}/costs", "customerCosts", COSTS,
+        args={"id": Path("customer_id"), **WINDOW_ARGS}, envelope=lambda data, _inputs: {"data": data}),
+    Row("GET", "/customers/external_customer_id/{external_customer_id}/costs", "customerCosts", COSTS,
+        args={"externalCustomerId": Path("external_customer_id"), **WINDOW_ARGS},
+        envelope=lambda data, _inputs: {"data": data}),
+]
+ROWS.append(Row("POST", "/subscriptions/{subscription_id}/update_trial", "updateTrial", SUBSCRIPTION,
+                args={"id": Path("subscription_id"), "input": Body(allow=("trial_end_date", "shift"))}))

@@ -150,3 +150,16 @@ def upcoming_or_refused(data: Any, inputs: Any) -> Any:
         raise ConstraintViolation("the subscription is not active, so it has no upcoming invoice",
                                   field="subscription_id")
     return data
+
+# Usage and costs (domains.billing.usage).
+USAGE = """
+  billable_metric: billableMetric { id name } view_mode: viewMode
+  usage { quantity timeframe_start: timeframeStart timeframe_end: timeframeEnd }
+"""
+
+COSTS = """
+  timeframe_start: timeframeStart timeframe_end: timeframeEnd subtotal total
+  per_price_costs: perPriceCosts { subtotal total quantity price {
+    id external_price_id: externalPriceId name price_type: priceType model_type: modelType cadence currency
+    item { id name } billable_metric: billableMetric { id } } }
+"""

@@ -6,6 +6,7 @@ from gateway.faces.engine import Body, BodyField, Row
 from gateway.faces.orb.routes import plan_prices_as_sdk_sends_them
 from gateway.faces.orb.shapes import (
     BACKFILL,
+    COSTS,
     CUSTOMER,
     EVENT,
     INGEST_RESULT,
@@ -18,6 +19,7 @@ from gateway.faces.orb.shapes import (
     SUBSCRIPTION,
     SUBSCRIPTION_SCHEDULE,
     UPCOMING_INVOICE,
+    USAGE,
     VOLUME_BUCKET,
     page_of,
     upcoming_or_refused,
@@ -112,3 +114,17 @@ METHODS += [
         args={"id": BodyField("id"), "input": Body(allow=("payment_received_date", "external_id", "notes"),
                                                    exclude=("id",))}),
 ]
+
+# Usage and costs.
+_WINDOW = {"timeframeStart": BodyField("timeframe_start"), "timeframeEnd": BodyField("timeframe_end"),
+           "viewMode": BodyField("view_mode")}
+METHODS += [
+    Row("subscriptions.usage", "", "subscriptionUsage", USAGE,
+        args={"id": BodyField("id"), **_WINDOW, "granularity": BodyField("granularity"),
+              "billableMetricId": BodyField("billable_metric_id"), "groupBy": BodyField("group_by")}),
+    Row("subscriptions.costs", "", "subscriptionCosts", COSTS, args={"id": BodyField("id"), **_WINDOW}),
+    Row("customers.costs", "", "customerCosts", COSTS,
+        args={"id": BodyField("id"), "externalCustomerId": BodyField("external_customer_id"), **_WINDOW}),
+]
+METHODS.append(Row("subscriptions.update_trial", "", "updateTrial", SUBSCRIPTION,
+                   args={"id": BodyField("id"), "input": Body(exclude=("id",))}))

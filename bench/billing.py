@@ -502,10 +502,12 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def run_backend(backend: str, options: Options, workdir: Path) -> list[Figure]:
-    figures = await draft_figures(backend, options, workdir / "draft")
+async def run_backend(backend: str, options: Options, workdir: Path) -> None:
+    for figure in await draft_figures(backend, options, workdir / "draft"):
+        print(figure.line(backend), flush=True)
     runs = [await close_run(backend, count, workdir / f"close-{count}") for count in options.subscriptions]
-    return figures + close_figures(backend, runs)
+    for figure in close_figures(backend, runs):
+        print(figure.line(backend), flush=True)
 
 
 async def main_async(backends: Iterable[str], options: Options) -> None:
@@ -520,8 +522,7 @@ async def main_async(backends: Iterable[str], options: Options) -> None:
             workdir = Path(folder) / backend
             for part in ("draft", *(f"close-{count}" for count in options.subscriptions)):
                 (workdir / part).mkdir(parents=True)
-            for figure in await run_backend(backend, options, workdir):
-                print(figure.line(backend), flush=True)
+            await run_backend(backend, options, workdir)
 
 
 def sizes(text: str) -> tuple[int, ...]:

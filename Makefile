@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint schema bench bench-ingest bench-metrics postgres
+.PHONY: serve test lint schema bench bench-ingest bench-metrics bench-billing postgres
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,6 @@ bench-ingest: $(BIN)/.installed postgres
 
 bench-metrics: $(BIN)/.installed postgres
 	$(BIN)/python -m bench.metrics
+
+bench-billing: $(BIN)/.installed postgres
+	$(BIN)/python -m bench.billing

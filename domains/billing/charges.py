@@ -35,7 +35,8 @@ from domains.catalog.pricing import amount_for
 from domains.currencies import minor_unit_places
 from domains.errors import ConstraintViolation
 from domains.metering.evaluation import quantity as metric_quantity
-from domains.metering.metric_sql import parse_metric_sql
+from domains.metering.evaluation import stored_definition
+from domains.metering.metric_sql import MetricDefinition
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
@@ -53,6 +54,33 @@ class Charge:
     amount: Decimal
     start_date: datetime
     end_date: datetime
+
+
+class Catalog:
+    """The plans' prices and the metrics' definitions, read once per organisation and kept for a run
+    over many subscriptions (a period close): neither changes once created (prices have no update;
+    a metric's SQL is immutable), so re-reading them per subscription would only add round trips."""
+
+    def __init__(self) -> None:
+        self._prices: dict[tuple[str, str], list[Price]] = {}
+        self._definitions: dict[tuple[str, str], MetricDefinition] = {}
+
+    async def prices_by_plan_ids(self, uow: UnitOfWork, principal: Principal,
+                                 plan_ids: Iterable[str]) -> dict[str, list[Price]]:
+        wanted = list(dict.fromkeys(plan_ids))
+        missing = [plan_id for plan_id in wanted if (principal.org_id, plan_id) not in self._prices]
+        if missing:
+            found = await price_service.prices_by_plan_ids(uow, principal=principal, plan_ids=missing)
+            for plan_id in missing:
+                self._prices[principal.org_id, plan_id] = found.get(plan_id, [])
+        return {plan_id: self._prices[principal.org_id, plan_id] for plan_id in wanted}
+
+    async def definition(self, uow: UnitOfWork, principal: Principal, metric_id: str) -> MetricDefinition:
+        key = (principal.org_id, metric_id)
+        if key not in self._definitions:
+            metric = await get_metric(uow, principal=principal, metric_id=metric_id)
+            self._definitions[key] = stored_definition(metric.sql)  # parsed once per process
+        return self._definitions[key]
 
 
 def round_to_minor_unit(amount: Decimal, currency: str) -> Decimal:
@@ -74,24 +102,26 @@ def subscription_billing_period(subscription: Subscription, cadences: Iterable[s
 
 
 async def billing_period_at(
-    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, at: datetime
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, at: datetime,
+    catalog: Catalog | None = None,
 ) -> Period | None:
     """The subscription's billing period holding ``at`` (its plan's shortest cadence), or None."""
-    grouped = await price_service.prices_by_plan_ids(uow, principal=principal, plan_ids=[subscription.plan_id])
+    grouped = await (catalog or Catalog()).prices_by_plan_ids(uow, principal, [subscription.plan_id])
     return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at)
 
 
 async def period_charges(
-    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period,
+    catalog: Catalog | None = None,
 ) -> list[Charge]:
     """The line items of ``subscription``'s invoice for billing ``period``, from its plan phases.
 
     Usage amounts come from the events ingested so far: called before the period ends, it gives
-    the draft's running amounts.
+    the draft's running amounts. ``catalog`` keeps prices and metrics across calls (see Catalog).
     """
+    catalog = catalog or Catalog()
     phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
-    grouped = await price_service.prices_by_plan_ids(
-        uow, principal=principal, plan_ids=list(dict.fromkeys(p.plan_id for p in phases)))
+    grouped = await catalog.prices_by_plan_ids(uow, principal, (p.plan_id for p in phases))
     changes = await schedule.quantity_changes_by_subscription_ids(
         uow, principal=principal, subscription_ids=[subscription.id])
     # Fixed fees by the quantity in effect (quantity changes cut a phase into segments).
@@ -104,7 +134,7 @@ async def period_charges(
         active = Period(phase.start, end)
         for price in grouped[phase.plan_id]:
             if price.billable_metric_id is not None:
-                charges.extend(await _usage_charges(uow, principal, subscription, price, active, period))
+                charges.extend(await _usage_charges(uow, principal, catalog, subscription, price, active, period))
                 continue
             for entry in fixed:
                 if entry.price_id != price.id or not (active.start <= entry.start < active.end):
@@ -142,10 +172,10 @@ def _fixed_charges(subscription: Subscription, price: Price, active: Period, per
 
 
 async def _usage_charges(
-    uow: UnitOfWork, principal: Principal, subscription: Subscription, price: Price, active: Period, period: Period
+    uow: UnitOfWork, principal: Principal, catalog: Catalog, subscription: Subscription, price: Price,
+    active: Period, period: Period,
 ) -> list[Charge]:
-    metric = await get_metric(uow, principal=principal, metric_id=price.billable_metric_id)  # type: ignore[arg-type]
-    definition = parse_metric_sql(metric.sql)
+    definition = await catalog.definition(uow, principal, price.billable_metric_id)  # type: ignore[arg-type]
     charges = []
     for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):
         # In arrears: on the invoice of the billing period where what it covers ends.

@@ -8,10 +8,11 @@ ingested so far produce and nothing can go stale. It is stored only when the per
 One-off invoices are stored drafts from creation (their lines are given, not computed).
 
 Numbers: sequential per organisation from 1, given when an invoice is issued (null while draft),
-from a per-organisation counter row bumped in the issuing transaction. The bump is an
-``UPDATE ... RETURNING``: on PostgreSQL it takes the row's lock (what ``SELECT ... FOR UPDATE`` would),
-so a concurrent issuer waits for the commit and reads the new value; on SQLite the single writer
-serialises it. A rolled-back issue rolls its number back too: no gaps, no duplicates.
+from a per-organisation counter row bumped in the issuing transaction. The bump is one upsert,
+``INSERT ... ON CONFLICT (org_id) DO UPDATE ... RETURNING``: on PostgreSQL its update takes the row's
+lock (what ``SELECT ... FOR UPDATE`` would), so a concurrent issuer waits for the commit and reads the
+new value; on SQLite the single writer serialises it. A rolled-back issue rolls its number back too:
+no gaps, no duplicates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -90,17 +91,20 @@ async def draft_invoice(uow: UnitOfWork, *, principal: Principal, subscription_i
     """The draft of the subscription's billing period holding now, or None when it is not active."""
     subscription = await subscription_service.get_subscription(uow, principal=principal,
                                                                subscription_id=subscription_id)
+    catalog = charges.Catalog()  # the plan's prices are read once for the period and the lines
     period = await charges.billing_period_at(uow, principal=principal, subscription=subscription,
-                                             at=uow.clock.now())
+                                             at=uow.clock.now(), catalog=catalog)
     if period is None:
         return None
-    return await period_draft(uow, principal=principal, subscription=subscription, period=period)
+    return await period_draft(uow, principal=principal, subscription=subscription, period=period, catalog=catalog)
 
 
 async def period_draft(
-    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period,
+    catalog: charges.Catalog | None = None,
 ) -> DraftInvoice:
-    lines = await charges.period_charges(uow, principal=principal, subscription=subscription, period=period)
+    lines = await charges.period_charges(uow, principal=principal, subscription=subscription, period=period,
+                                         catalog=catalog)
     return DraftInvoice(subscription_id=subscription.id, customer_id=subscription.customer_id,
                         currency=subscription.currency, period=period, net_terms=subscription.net_terms,
                         line_items=lines)
@@ -332,11 +336,11 @@ async def _for_update(uow: UnitOfWork, principal: Principal, invoice_id: str) ->
 async def next_invoice_number(uow: UnitOfWork, org_id: str) -> int:
     """The organisation's next invoice number; call inside the issuing transaction (see the module doc)."""
     insert = postgres_insert if uow.is_postgres else sqlite_insert
-    await uow.session.execute(insert(InvoiceNumberCounter).values(org_id=org_id, last_number=0)
-                              .on_conflict_do_nothing(index_elements=["org_id"]))
+    # One round trip: the organisation's first number inserts the row, every later one bumps it.
     bumped = await uow.session.execute(
-        update(InvoiceNumberCounter).where(InvoiceNumberCounter.org_id == org_id)  # type: ignore[arg-type]
-        .values(last_number=InvoiceNumberCounter.last_number + 1)
+        insert(InvoiceNumberCounter).values(org_id=org_id, last_number=1)
+        .on_conflict_do_update(index_elements=["org_id"],
+                               set_={"last_number": InvoiceNumberCounter.last_number + 1})
         .returning(InvoiceNumberCounter.last_number))
     return int(bumped.scalar_one())
 
@@ -426,42 +430,37 @@ async def mark_invoice_paid(
 
 
 async def issue_subscription_invoice(
-    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period
+    uow: UnitOfWork, *, principal: Principal, subscription: Subscription, period: Period,
+    catalog: charges.Catalog | None = None,
 ) -> Invoice | None:
     """Freeze the subscription's draft for ``period`` into an issued, numbered invoice.
 
-    None when that period already has its invoice: checked first, and guarded by the unique
-    (subscription, period start) index, so a concurrent closer's insert fails, rolls back (its
-    number with it) and comes back None.
+    The caller (``jobs.close_periods``) reads which periods are invoiced under the subscription's lock,
+    in this transaction, so it never asks for an invoiced period; should it, the unique (subscription,
+    period start) index refuses the insert, the transaction rolls back (its number with it) and this
+    comes back None. ``catalog`` keeps prices and metrics across a run's subscriptions.
     """
-    if await _period_invoiced(uow, principal, subscription.id, period):
-        return None
-    draft = await period_draft(uow, principal=principal, subscription=subscription, period=period)
+    draft = await period_draft(uow, principal=principal, subscription=subscription, period=period, catalog=catalog)
     now = uow.clock.now()
     invoice = Invoice(
         id=new_id(), org_id=principal.org_id, customer_id=subscription.customer_id,
-        subscription_id=subscription.id, status="draft", currency=subscription.currency,
+        subscription_id=subscription.id, status="issued", currency=subscription.currency,
         period_start=period.start, period_end=period.end, invoice_date=period.end,
         net_terms=subscription.net_terms, subtotal=draft.subtotal, total=draft.total,
         amount_due=draft.amount_due, invoice_metadata={}, created_at=now, updated_at=now,
     )
     try:
         async with uow.transaction():
+            # Numbered before the insert, so the invoice is written issued in one statement.
+            invoice.invoice_number = await next_invoice_number(uow, invoice.org_id)
+            invoice.issued_at = now
+            invoice.due_date = now + timedelta(days=invoice.net_terms)
             uow.session.add(invoice)
-            await uow.session.flush()  # the unique index speaks here, before a number is taken
             _add_lines(uow, invoice, [
                 {"name": c.name, "price_id": c.price_id, "item_id": c.item_id, "quantity": c.quantity,
                  "amount": c.amount, "start_date": c.start_date, "end_date": c.end_date}
                 for c in draft.line_items])
-            await _issue(uow, invoice, now)
-            await uow.session.flush()
+            await uow.session.flush()  # the invoice, then its lines (their foreign key orders them)
     except IntegrityError:
         return None
     return invoice
-
-
-async def _period_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str, period: Period) -> bool:
-    rows = await uow.rows(select(Invoice.id).where(
-        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id,
-        Invoice.period_start == period.start))
-    return bool(rows)

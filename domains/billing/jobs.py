@@ -50,6 +50,7 @@ async def close_periods(uow: UnitOfWork, now: datetime | None = None, *, org_id:
     invoiced_until = {row.subscription_id: row.until
                       for row in await uow.rows(last_invoiced.group_by(Invoice.subscription_id))}
     plan_cadences = await _plan_cadences(uow, {row.plan_id for row in candidates})
+    catalog = charges.Catalog()  # prices and metrics, read once for the whole run
     issued: list[Invoice] = []
     failure: BaseException | None = None
     for subscription in candidates:
@@ -59,7 +60,7 @@ async def close_periods(uow: UnitOfWork, now: datetime | None = None, *, org_id:
         if period is None or period.end > now:
             continue  # nothing closed since the last invoice: no transaction, no lock
         try:
-            issued += await _close_subscription(uow, subscription, cadences, now)
+            issued += await _close_subscription(uow, subscription, cadences, now, catalog)
         except Exception as exc:  # one bad subscription must not stop the others' invoices
             log.exception("closing the periods of subscription %s failed", subscription.id)
             failure = failure or exc
@@ -77,7 +78,7 @@ async def _plan_cadences(uow: UnitOfWork, plan_ids: set[str]) -> dict[str, list[
 
 
 async def _close_subscription(uow: UnitOfWork, subscription: Subscription, cadences: list[str],
-                              now: datetime) -> list[Invoice]:
+                              now: datetime, catalog: charges.Catalog) -> list[Invoice]:
     principal = Principal(org_id=subscription.org_id, key_id=JOBS_KEY_ID)
     issued = []
     async with uow.transaction():
@@ -98,7 +99,7 @@ async def _close_subscription(uow: UnitOfWork, subscription: Subscription, caden
             if period is None or period.end > now:
                 break
             invoice = await invoices.issue_subscription_invoice(uow, principal=principal, subscription=subscription,
-                                                                period=period)
+                                                                period=period, catalog=catalog)
             if invoice is not None:
                 issued.append(invoice)
             cursor = period.end

@@ -153,6 +153,27 @@ class SubscriptionType:
     def trial_info(root: SubscriptionRow) -> TrialInfo:
         return TrialInfo(end_date=root.trial_end_date)
 
+    @strawberry.field(description="True: its invoices are issued when their billing period closes (the "
+                                  "customer's auto_issuance does not hold them back yet).")
+    @staticmethod
+    def auto_issuance(root: SubscriptionRow) -> bool:
+        return True
+
+    @strawberry.field(description="Invoice memos come from nowhere yet: null.")
+    @staticmethod
+    def default_invoice_memo(root: SubscriptionRow) -> str | None:
+        return None
+
+    @strawberry.field(description="Threshold billing is not offered yet: null.")
+    @staticmethod
+    def invoicing_threshold(root: SubscriptionRow) -> Decimal | None:
+        return None
+
+    @strawberry.field(description="Subscription changes (Orb's preview-then-apply) are not offered yet: null.")
+    @staticmethod
+    def pending_subscription_change(root: SubscriptionRow) -> JSON | None:
+        return None
+
     @strawberry.field(description="Plan phases are not offered yet: null.")
     @staticmethod
     def active_plan_phase_order(root: SubscriptionRow) -> int | None:

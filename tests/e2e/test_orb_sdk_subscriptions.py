@@ -70,7 +70,9 @@ def test_subscription_lifecycle(new_tenant: Callable[[], orb.Orb]) -> None:
         (fixed.id, start, None, 1.0)]
     assert len({i.id for i in created.price_intervals}) == 2
     assert (created.adjustment_intervals, created.discount_intervals, created.redeemed_coupon) == ([], [], None)
-    assert created.trial_info.end_date is None
+    assert created.trial_info.end_date is None and created.auto_issuance is True
+    assert (created.default_invoice_memo, created.invoicing_threshold, created.pending_subscription_change) == (
+        None, None, None)
 
     fetched = client.subscriptions.fetch(created.id)
     assert isinstance(fetched, Subscription)
@@ -102,6 +104,24 @@ def test_subscription_lifecycle(new_tenant: Callable[[], orb.Orb]) -> None:
     assert [(p.plan.id if p.plan else None, p.start_date, p.end_date) for p in phases] == [
         (starter.id, start, period_end), (scale.id, period_end, None)]
     assert phases[0].plan is not None and phases[0].plan.name == "Starter"
+
+    replaced = client.subscriptions.unschedule_pending_plan_changes(created.id)
+    assert isinstance(replaced, MutatedSubscription) and len(replaced.price_intervals) == 2
+    rescheduled = client.subscriptions.schedule_plan_change(created.id, change_option="end_of_subscription_term",
+                                                            plan_id=scale.id)
+    assert len(rescheduled.price_intervals) == 3
+
+    quantities = client.subscriptions.update_fixed_fee_quantity(second.id, price_id=seats.id, quantity=5,
+                                                                change_option="effective_date",
+                                                                effective_date=(start + timedelta(days=1)).date())
+    assert isinstance(quantities, MutatedSubscription)
+    assert [(t.effective_date, t.quantity) for t in quantities.price_intervals[0].fixed_fee_quantity_transitions or []
+            ] == [(start, 3.0), (start + timedelta(days=1), 5.0)]
+    pending = client.subscriptions.update_fixed_fee_quantity(second.id, price_id=seats.id, quantity=7,
+                                                             change_option="upcoming_invoice")
+    assert [t.quantity for t in pending.price_intervals[0].fixed_fee_quantity_transitions or []] == [3.0, 5.0, 7.0]
+    unpended = client.subscriptions.unschedule_fixed_fee_quantity_updates(second.id, price_id=seats.id)
+    assert [e.quantity for e in unpended.fixed_fee_quantity_schedule] == [3.0, 5.0]
 
     cancelled = client.subscriptions.cancel(created.id, cancel_option="end_of_subscription_term")
     assert isinstance(cancelled, MutatedSubscription)

@@ -115,6 +115,9 @@ ROWS: list[Row] = [
         SUBSCRIPTION, args={"id": Path("subscription_id")}),
     Row("POST", "/subscriptions/{subscription_id}/price_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
         args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
+    # The path Orb's SDKs call (update_fixed_fee_quantity); the same operation as price_quantity.
+    Row("POST", "/subscriptions/{subscription_id}/update_fixed_fee_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
     Row("POST", "/subscriptions/{subscription_id}/unschedule_fixed_fee_quantity_updates",
         "unscheduleFixedFeeQuantityUpdates", SUBSCRIPTION,
         args={"id": Path("subscription_id"), "priceId": BodyField("price_id")}),

@@ -79,6 +79,8 @@ SUBSCRIPTION = f"""
   price_intervals: priceIntervals {{ {_PRICE_INTERVAL} }}
   current_billing_period_start_date: currentBillingPeriodStartDate
   current_billing_period_end_date: currentBillingPeriodEndDate net_terms: netTerms auto_collection: autoCollection
+  auto_issuance: autoIssuance default_invoice_memo: defaultInvoiceMemo invoicing_threshold: invoicingThreshold
+  pending_subscription_change: pendingSubscriptionChange
   metadata created_at: createdAt billing_cycle_day: billingCycleDay
   billing_cycle_anchor_configuration: billingCycleAnchorConfiguration {{ day month year }}
   trial_info: trialInfo {{ end_date: endDate }} active_plan_phase_order: activePlanPhaseOrder

@@ -30,7 +30,7 @@ from sqlalchemy import delete, or_, select
 
 from domains.amounts import bounded
 from domains.billing import subscriptions
-from domains.billing.periods import billing_period_for
+from domains.billing.periods import Period, billing_period_for
 from domains.catalog import prices
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
@@ -282,15 +282,73 @@ def fixed_fee_schedule_of(
     entries: list[FixedFeeQuantity] = []
     for phase in phases:
         for price in prices_by_plan.get(phase.plan_id, []):
-            if prices.price_type(price) != "fixed_price":
-                continue
-            for start, end, quantity in quantities_of(subscription, _base_quantity(price), by_price.get(price.id, [])):
-                lo = max(start, phase.start)
-                ends = [e for e in (end, phase.end) if e is not None]
-                hi = min(ends) if ends else None
-                if hi is None or lo < hi:
-                    entries.append(FixedFeeQuantity(price.id, lo, hi, quantity))
+            if prices.price_type(price) == "fixed_price":
+                entries.extend(_quantities_in_phase(subscription, phase.start, phase.end, price,
+                                                    by_price.get(price.id, [])))
     return sorted(entries, key=lambda e: (e.start, e.price_id))
+
+
+def _quantities_in_phase(
+    subscription: Subscription, start: datetime, end: datetime | None, price: Price,
+    changes: Iterable[SubscriptionPriceQuantity],
+) -> list[FixedFeeQuantity]:
+    """A fixed fee's quantity intervals cut to the phase [start, end)."""
+    entries = []
+    for q_start, q_end, quantity in quantities_of(subscription, _base_quantity(price), changes):
+        lo = max(q_start, start)
+        ends = [e for e in (q_end, end) if e is not None]
+        hi = min(ends) if ends else None
+        if hi is None or lo < hi:
+            entries.append(FixedFeeQuantity(price.id, lo, hi, quantity))
+    return entries
+
+
+@dataclass(frozen=True)
+class PriceInterval:
+    """One of Orb's price_intervals: a price of a plan phase, billed over the phase [start, end).
+
+    ``id`` is derived (the phase's schedule key and the price id), so it is stable without being stored.
+    ``current_period``: the billing period of the price's own cadence holding now, cut at the interval's end;
+    None unless the subscription is active and now is in the interval. ``quantities`` (fixed fees only,
+    None for usage): the quantity in effect from each date within the interval. ``deferred``: usage of an
+    interval ending mid-period is billed on that period's invoice, not mid-cycle (Orb's can_defer_billing);
+    fixed fees are billed in advance, so never.
+    """
+
+    id: str
+    price: Price
+    start: datetime
+    end: datetime | None
+    current_period: Period | None
+    quantities: list[FixedFeeQuantity] | None
+    deferred: bool
+
+
+def price_intervals_of(
+    subscription: Subscription, changes: Iterable[SubscriptionPlanChange], prices_by_plan: Mapping[str, Sequence[Price]],
+    quantity_changes: Iterable[SubscriptionPriceQuantity], now: datetime,
+) -> list[PriceInterval]:
+    """Pure: one interval per price of each plan phase, in time order (a phase's prices in the plan's order)."""
+    by_price: dict[str, list[SubscriptionPriceQuantity]] = {}
+    for change in quantity_changes:
+        by_price.setdefault(change.price_id, []).append(change)
+    active = subscriptions.subscription_status(subscription, now) == "active"
+    intervals = []
+    for entry in _entries(subscription, changes):
+        start, end = entry.start_date, entry.end_date
+        running = active and start <= now and (end is None or now < end)
+        for price in prices_by_plan.get(entry.plan_id, []):
+            period = None
+            if running:
+                period = billing_period_for(subscription.start_date, price.cadence, now)
+                if end is not None and end < period.end:
+                    period = Period(period.start, end)
+            fixed = prices.price_type(price) == "fixed_price"
+            quantities = _quantities_in_phase(subscription, start, end, price, by_price.get(price.id, [])) \
+                if fixed else None
+            intervals.append(PriceInterval(f"{entry.id}_{price.id}", price, start, end, period, quantities,
+                                           deferred=not fixed))
+    return intervals
 
 
 async def quantity_changes_by_subscription_ids(

@@ -29,6 +29,7 @@ from persistence.tables import Subscription as SubscriptionRow
 Resolve = Info[Context, None]
 CustomerRef = Annotated["CustomerType", strawberry.lazy("gateway.graphql.customers")]  # noqa: F821
 PlanRef = Annotated["PlanType", strawberry.lazy("gateway.graphql.plans")]  # noqa: F821
+PriceRef = Annotated["PriceType", strawberry.lazy("gateway.graphql.prices")]  # noqa: F821
 
 
 @strawberry.type
@@ -119,6 +120,24 @@ class SubscriptionType:
         return [FixedFeeQuantityType(price_id=e.price_id, start_date=e.start, end_date=e.end, quantity=e.quantity)
                 for e in schedule.fixed_fee_schedule_of(root, phases, plan_prices, changes)]
 
+    @strawberry.field(description="The name of the plan it is on now: a subscription has no name of its own.")
+    @staticmethod
+    async def name(root: SubscriptionRow, info: Resolve) -> str:
+        plan = await info.context.loaders.plan_by_id.load(await _current_plan_id(root, info))
+        return plan.name if plan is not None else ""
+
+    @strawberry.field(description="Each price of each plan phase, over the phase, in time order.")
+    @staticmethod
+    async def price_intervals(root: SubscriptionRow, info: Resolve) -> list[PriceIntervalType]:
+        loaders = info.context.loaders
+        changes = await loaders.plan_changes_by_subscription_id.load(root.id)
+        plan_ids = sorted({p.plan_id for p in schedule.phases_of(root, changes)})
+        plan_prices = dict(zip(plan_ids, await loaders.prices_by_plan_id.load_many(plan_ids), strict=True))
+        quantity_changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
+        intervals = schedule.price_intervals_of(root, changes, plan_prices, quantity_changes,
+                                                info.context.uow.clock.now())
+        return [PriceIntervalType.of(root, interval) for interval in intervals]
+
     @strawberry.field(description="Day of the month billing periods start on (the start date's).")
     @staticmethod
     def billing_cycle_day(root: SubscriptionRow) -> int:
@@ -133,6 +152,27 @@ class SubscriptionType:
     @staticmethod
     def trial_info(root: SubscriptionRow) -> TrialInfo:
         return TrialInfo(end_date=root.trial_end_date)
+
+    @strawberry.field(description="True: its invoices are issued when their billing period closes (the "
+                                  "customer's auto_issuance does not hold them back yet).")
+    @staticmethod
+    def auto_issuance(root: SubscriptionRow) -> bool:
+        return True
+
+    @strawberry.field(description="Invoice memos come from nowhere yet: null.")
+    @staticmethod
+    def default_invoice_memo(root: SubscriptionRow) -> str | None:
+        return None
+
+    @strawberry.field(description="Threshold billing is not offered yet: null.")
+    @staticmethod
+    def invoicing_threshold(root: SubscriptionRow) -> Decimal | None:
+        return None
+
+    @strawberry.field(description="Subscription changes (Orb's preview-then-apply) are not offered yet: null.")
+    @staticmethod
+    def pending_subscription_change(root: SubscriptionRow) -> JSON | None:
+        return None
 
     @strawberry.field(description="Plan phases are not offered yet: null.")
     @staticmethod
@@ -192,6 +232,51 @@ class FixedFeeQuantityType:
     start_date: datetime
     end_date: datetime | None = strawberry.field(description="Null: open-ended.")
     quantity: Decimal
+
+
+@strawberry.type(name="FixedFeeQuantityTransition", description="A fixed fee's quantity from a date on.")
+class FixedFeeQuantityTransitionType:
+    price_id: str
+    effective_date: datetime
+    quantity: Decimal
+
+
+@strawberry.type(name="PriceInterval", description="A price of one of the subscription's plan phases, billed "
+                                                   "over that phase.")
+class PriceIntervalType:
+    id: strawberry.ID = strawberry.field(description="Derived from the phase and the price: stable, not stored.")
+    start_date: datetime
+    end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    billing_cycle_day: int
+    can_defer_billing: bool = strawberry.field(description="Usage of an interval ending mid-period is billed on "
+                                                           "that period's invoice; fixed fees never defer.")
+    current_billing_period_start_date: datetime | None = strawberry.field(
+        description="Of the price's own cadence; null unless the subscription is active and now is in the interval.")
+    current_billing_period_end_date: datetime | None = strawberry.field(
+        description="Exclusive; cut at the interval's end; null unless active and now is in the interval.")
+    fixed_fee_quantity_transitions: list[FixedFeeQuantityTransitionType] | None = strawberry.field(
+        description="The quantity from each date within the interval; null for a usage price.")
+    filter: str | None = strawberry.field(description="Usage filters on intervals are not offered: null.")
+    usage_customer_ids: list[str] | None = strawberry.field(
+        description="Usage is the subscription's customer's own: null (no other customers' usage is billed).")
+    price_row: strawberry.Private[object]
+
+    @strawberry.field
+    def price(self) -> PriceRef:
+        return self.price_row  # type: ignore[return-value]
+
+    @classmethod
+    def of(cls, subscription: SubscriptionRow, interval: schedule.PriceInterval) -> PriceIntervalType:
+        period = interval.current_period
+        transitions = None if interval.quantities is None else [
+            FixedFeeQuantityTransitionType(price_id=q.price_id, effective_date=q.start, quantity=q.quantity)
+            for q in interval.quantities]
+        return cls(id=strawberry.ID(interval.id), start_date=interval.start, end_date=interval.end,
+                   billing_cycle_day=subscription.start_date.day, can_defer_billing=interval.deferred,
+                   current_billing_period_start_date=period.start if period else None,
+                   current_billing_period_end_date=period.end if period else None,
+                   fixed_fee_quantity_transitions=transitions, filter=None, usage_customer_ids=None,
+                   price_row=interval.price)
 
 
 @strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")

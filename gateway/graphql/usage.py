@@ -42,6 +42,10 @@ class PriceCostType:
     total: Decimal = strawberry.field(description="The subtotal: no discounts, minimums or taxes apply yet.")
     quantity: Decimal = strawberry.field(description="Usage: the quantity billed; a fixed fee: its latest quantity.")
 
+    @strawberry.field(description="The price's id (Orb repeats it beside the price).")
+    def price_id(self) -> strawberry.ID:
+        return strawberry.ID(self.price.id)
+
 
 @strawberry.type(name="CostTimeframe", description="The charges of a billing period (or, cumulative, of the "
                                                    "periods up to its end), per price.")

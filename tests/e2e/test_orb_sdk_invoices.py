@@ -77,15 +77,12 @@ def test_upcoming_invoice_of_a_subscription(new_tenant: Callable[[], orb.Orb]) -
         "name": "Platform fee", "item_id": item.id, "cadence": "monthly", "model_type": "unit",
         "unit_config": {"unit_amount": "49.00"}}])
     customer = client.customers.create(name="Acme", email="billing@acme.com")
-    # Raw, not `subscriptions.create`: our subscription object does not yet carry every field the SDK's
-    # MutatedSubscription requires (name, price_intervals, fixed_fee_quantity_schedule), so strict parsing refuses it.
-    subscription = client.post("/subscriptions", cast_to=object, body={
-        "customer_id": customer.id, "plan_id": plan.id, "start_date": "2024-01-31T00:00:00Z"})
-    upcoming = client.invoices.fetch_upcoming(subscription_id=subscription["id"])  # type: ignore[index]
+    subscription = client.subscriptions.create(customer_id=customer.id, plan_id=plan.id,
+                                               start_date="2024-01-31T00:00:00Z")
+    upcoming = client.invoices.fetch_upcoming(subscription_id=subscription.id)
     assert upcoming.status == "draft" and upcoming.invoice_source == "subscription"
-    assert upcoming.subscription is not None and upcoming.subscription.id == subscription["id"]  # type: ignore[index]
-    assert upcoming.target_date == datetime.fromisoformat(
-        subscription["current_billing_period_end_date"])  # type: ignore[index]
+    assert upcoming.subscription is not None and upcoming.subscription.id == subscription.id
+    assert upcoming.target_date == subscription.current_billing_period_end_date
     assert [(line.name, line.amount, line.price.id) for line in upcoming.line_items] == [
         ("Platform fee", "49.00", plan.prices[0].id)]
     assert upcoming.total == "49.00"

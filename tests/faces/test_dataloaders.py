@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domains.billing import invoices
+from domains.billing import invoices, schedule
 from domains.billing.periods import billing_period_for
+from domains.catalog import prices
 from domains.customers import service as customers
 from domains.unit_of_work import UnitOfWork
 from gateway.context import Context
@@ -113,4 +114,76 @@ async def test_an_invoice_page_with_its_edges_is_a_constant_number_of_statements
     assert all(n["lineItems"][0]["amount"] == "10.00" and n["lineItems"][0]["price"] is None for n in one_offs)
     # The page, then one batch each: line items, customers, subscriptions, their plan changes (the
     # current plan is derived from them), prices, plans, items.
+    assert counter.count <= 8, counter.statements
+
+
+SUBSCRIPTION_QUERY = """
+query($first: Int) {
+  subscriptions(first: $first) {
+    nodes {
+      id name status customer { id name } plan { id name prices { id } }
+      priceIntervals {
+        id startDate endDate currentBillingPeriodStartDate canDeferBilling
+        fixedFeeQuantityTransitions { priceId effectiveDate quantity }
+        price { id name item { id name } billableMetric { id } }
+      }
+      fixedFeeQuantitySchedule { priceId startDate endDate quantity }
+    }
+  }
+}
+"""
+
+
+async def _seed_subscriptions(uow: UnitOfWork, principal, count: int) -> tuple[str, str]:
+    """Subscriptions on Pro, every other one moving to Scale later, with a fixed fee quantity change."""
+    pro = await make_plan(uow, principal, name="Pro")
+    scale = await make_plan(uow, principal, name="Scale", fee="90.00")
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    pro_prices = (await prices.prices_by_plan_ids(uow, principal=principal, plan_ids=[pro.id]))[pro.id]
+    for n in range(count):
+        subscription = await make_subscription(uow, principal, pro, start)
+        if n % 2:
+            await schedule.schedule_plan_change(uow, principal=principal, subscription_id=subscription.id, fields={
+                "change_option": "requested_date", "change_date": datetime(2020, 3, 1, tzinfo=UTC),
+                "plan_id": scale.id})
+            await schedule.change_fixed_fee_quantity(uow, principal=principal, subscription_id=subscription.id,
+                                                     fields={"price_id": pro_prices[0].id, "quantity": 2,
+                                                             "effective_date": "2020-02-01"})
+    return pro.id, scale.id
+
+
+@pytest.mark.parametrize("size", [10, 100])
+async def test_a_subscription_page_with_price_intervals_is_a_constant_number_of_statements(
+        database, tenant, count_queries, size):
+    seed_uow = UnitOfWork(session_factory(database.engine))
+    pro_id, scale_id = await _seed_subscriptions(seed_uow, tenant.principal, size)
+    await seed_uow.close()
+
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        with count_queries() as counter:
+            result = await schema.execute(SUBSCRIPTION_QUERY, variable_values={"first": size},
+                                          context_value=Context(principal=tenant.principal, uow=uow))
+    finally:
+        await uow.close()
+    assert result.errors is None, result.errors
+    nodes = result.data["subscriptions"]["nodes"]
+    assert len(nodes) == size
+    moved = [n for n in nodes if n["plan"]["id"] == scale_id]
+    stayed = [n for n in nodes if n["plan"]["id"] == pro_id]
+    assert len(moved) == len(stayed) == size // 2
+    assert all(n["name"] == "Scale" for n in moved) and all(n["name"] == "Pro" for n in stayed)
+    # Two prices per phase; the movers have a Pro phase (to March) and a Scale phase (from March).
+    assert all(len(n["priceIntervals"]) == 2 for n in stayed) and all(len(n["priceIntervals"]) == 4 for n in moved)
+    for node in moved:
+        fee, tokens, scale_fee, _ = node["priceIntervals"]
+        assert (fee["startDate"], fee["endDate"]) == ("2020-01-01T00:00:00Z", "2020-03-01T00:00:00Z")
+        assert [t["quantity"] for t in fee["fixedFeeQuantityTransitions"]] == ["1.00", "2.00"]
+        assert tokens["fixedFeeQuantityTransitions"] is None and tokens["canDeferBilling"] is True
+        assert tokens["price"]["billableMetric"]["id"] and tokens["price"]["item"]["name"] == "Pro tokens"
+        assert scale_fee["startDate"] == "2020-03-01T00:00:00Z" and scale_fee["endDate"] is None
+        assert scale_fee["price"]["item"]["name"] == "Scale platform"
+        assert [e["quantity"] for e in node["fixedFeeQuantitySchedule"]] == ["1.00", "2.00", "1.00"]
+    # The page, then one batch each: plan changes, prices of the plans, plans, quantity changes,
+    # customers, items, billable metrics.
     assert counter.count <= 8, counter.statements

@@ -51,8 +51,10 @@ SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "extern
                        "auto_collection", "metadata")
 PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id")
 FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
-SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": Query("customer_id"),
-                          "externalCustomerId": Query("external_customer_id"), "status": Query("status")}
+# The SDKs send the customer filters as lists (customer_id[]=...): one value at a time is taken.
+SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": engine.SingleListQuery("customer_id"),
+                          "externalCustomerId": engine.SingleListQuery("external_customer_id"),
+                          "status": Query("status")}
 
 PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata",
                "trial_config")
@@ -112,6 +114,9 @@ ROWS: list[Row] = [
     Row("POST", "/subscriptions/{subscription_id}/unschedule_pending_plan_changes", "unschedulePendingPlanChanges",
         SUBSCRIPTION, args={"id": Path("subscription_id")}),
     Row("POST", "/subscriptions/{subscription_id}/price_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
+        args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
+    # The path Orb's SDKs call (update_fixed_fee_quantity); the same operation as price_quantity.
+    Row("POST", "/subscriptions/{subscription_id}/update_fixed_fee_quantity", "changeFixedFeeQuantity", SUBSCRIPTION,
         args={"id": Path("subscription_id"), "input": Body(allow=FIXED_FEE_QUANTITY_FIELDS)}),
     Row("POST", "/subscriptions/{subscription_id}/unschedule_fixed_fee_quantity_updates",
         "unscheduleFixedFeeQuantityUpdates", SUBSCRIPTION,

@@ -66,10 +66,21 @@ PLAN = f"""
   product {{ id name created_at: createdAt }}
 """
 
+_PRICE_INTERVAL = f"""
+  id start_date: startDate end_date: endDate price {{ {PRICE} }} billing_cycle_day: billingCycleDay
+  can_defer_billing: canDeferBilling current_billing_period_start_date: currentBillingPeriodStartDate
+  current_billing_period_end_date: currentBillingPeriodEndDate filter usage_customer_ids: usageCustomerIds
+  fixed_fee_quantity_transitions: fixedFeeQuantityTransitions {{
+    price_id: priceId effective_date: effectiveDate quantity }}
+"""
+
 SUBSCRIPTION = f"""
-  id customer {{ {CUSTOMER} }} plan {{ {PLAN} }} status start_date: startDate end_date: endDate
+  id name customer {{ {CUSTOMER} }} plan {{ {PLAN} }} status start_date: startDate end_date: endDate
+  price_intervals: priceIntervals {{ {_PRICE_INTERVAL} }}
   current_billing_period_start_date: currentBillingPeriodStartDate
   current_billing_period_end_date: currentBillingPeriodEndDate net_terms: netTerms auto_collection: autoCollection
+  auto_issuance: autoIssuance default_invoice_memo: defaultInvoiceMemo invoicing_threshold: invoicingThreshold
+  pending_subscription_change: pendingSubscriptionChange
   metadata created_at: createdAt billing_cycle_day: billingCycleDay
   billing_cycle_anchor_configuration: billingCycleAnchorConfiguration {{ day month year }}
   trial_info: trialInfo {{ end_date: endDate }} active_plan_phase_order: activePlanPhaseOrder
@@ -157,9 +168,7 @@ USAGE = """
   usage { quantity timeframe_start: timeframeStart timeframe_end: timeframeEnd }
 """
 
-COSTS = """
+COSTS = f"""
   timeframe_start: timeframeStart timeframe_end: timeframeEnd subtotal total
-  per_price_costs: perPriceCosts { subtotal total quantity price {
-    id external_price_id: externalPriceId name price_type: priceType model_type: modelType cadence currency
-    item { id name } billable_metric: billableMetric { id } } }
+  per_price_costs: perPriceCosts {{ subtotal total quantity price_id: priceId price {{ {PRICE} }} }}
 """

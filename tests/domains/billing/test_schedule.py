@@ -10,6 +10,7 @@ import pytest
 
 from domains.billing import schedule
 from domains.billing import subscriptions as subs
+from domains.billing.periods import Period
 from domains.billing.schedule import PlanPhase
 from domains.catalog import items, plans, prices
 from domains.clock import FixedClock
@@ -298,3 +299,46 @@ async def test_a_fixed_price_of_another_plan_is_refused(unit, seats, world):
     with pytest.raises(ConstraintViolation) as nothing:
         await schedule.unschedule_fixed_fee_quantity_updates(unit, principal=p, subscription_id=sub_id, price_id=seat)
     assert nothing.value.field == "price_id"
+
+
+async def _intervals(unit, p, sub_id):
+    sub = await subs.get_subscription(unit, principal=p, subscription_id=sub_id)
+    changes = (await schedule.plan_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub.id])).get(
+        sub.id, [])
+    plan_ids = sorted({phase.plan_id for phase in schedule.phases_of(sub, changes)})
+    by_plan = await prices.prices_by_plan_ids(unit, principal=p, plan_ids=plan_ids)
+    quantities = (await schedule.quantity_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub.id])
+                  ).get(sub.id, [])
+    return schedule.price_intervals_of(sub, changes, by_plan, quantities, unit.clock.now())
+
+
+async def test_price_intervals_follow_the_phases_with_each_prices_own_period(unit, world):
+    p, sub, _, _, enterprise = world
+    await _change(unit, p, sub.id, change_option="requested_date", change_date=at(2024, 2, 15), plan_id=enterprise.id)
+    await subs.cancel_subscription(unit, principal=p, subscription_id=sub.id, cancel_option="requested_date",
+                                   cancellation_date=at(2024, 6, 1))
+    intervals = await _intervals(unit, p, sub.id)
+    assert [(i.price.name, i.start, i.end, i.current_period) for i in intervals] == [
+        ("Basic monthly", at(2024, 1, 15), at(2024, 2, 15), None),  # over before now
+        ("Enterprise monthly", at(2024, 2, 15), at(2024, 6, 1), Period(at(2024, 2, 15), at(2024, 3, 15))),
+        # The annual price's own period holding now, cut at the end date.
+        ("Enterprise annual", at(2024, 2, 15), at(2024, 6, 1), Period(at(2024, 1, 15), at(2024, 6, 1)))]
+    assert all(not i.deferred for i in intervals)  # fixed fees bill in advance
+    assert [[tuple(q) for q in i.quantities or []] for i in intervals] == [
+        [(i.price.id, i.start, i.end, Decimal(1))] for i in intervals]
+    # Derived ids: distinct, and the same on every read.
+    assert len({i.id for i in intervals}) == 3
+    assert [i.id for i in await _intervals(unit, p, sub.id)] == [i.id for i in intervals]
+    unit.clock = FixedClock(at(2024, 7, 1))  # ended: no interval has a current period
+    assert [i.current_period for i in await _intervals(unit, p, sub.id)] == [None, None, None]
+
+
+async def test_price_intervals_carry_fixed_fee_quantities_and_defer_usage(unit, seats):
+    p, sub_id, seat, usage = seats
+    await _set(unit, p, sub_id, price_id=seat, quantity=5, effective_date="2024-02-01")
+    fee, calls = await _intervals(unit, p, sub_id)
+    assert (fee.price.id, fee.deferred, calls.price.id, calls.deferred) == (seat, False, usage, True)
+    assert [tuple(q) for q in fee.quantities or []] == [
+        (seat, at(2024, 1, 15), at(2024, 2, 1), Decimal(3)), (seat, at(2024, 2, 1), None, Decimal(5))]
+    assert calls.quantities is None
+    assert fee.current_period == calls.current_period == Period(at(2024, 2, 15), at(2024, 3, 15))

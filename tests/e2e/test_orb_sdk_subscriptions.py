@@ -1,0 +1,159 @@
+"""Subscriptions through the official Orb SDK (strict response validation) against the real server process:
+created, fetched, listed, updated, moved to another plan at the end of the term, cancelled and uncancelled,
+with their costs and usage; every call parses into the SDK's own models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import orb
+import pytest
+from orb.types import MutatedSubscription, Subscription
+
+pytestmark = pytest.mark.e2e
+
+
+def _midnight(days_ago: int) -> datetime:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today - timedelta(days=days_ago)
+
+
+def _interval_view(subscription: Subscription | MutatedSubscription) -> list[tuple[object, ...]]:
+    return [(i.price.id, i.start_date, i.end_date, i.can_defer_billing,
+             None if i.fixed_fee_quantity_transitions is None else
+             [(t.price_id, t.effective_date, t.quantity) for t in i.fixed_fee_quantity_transitions])
+            for i in subscription.price_intervals]
+
+
+def test_subscription_lifecycle(new_tenant: Callable[[], orb.Orb]) -> None:
+    client = new_tenant()
+    platform = client.items.create(name="Platform")
+    tokens = client.items.create(name="Tokens")
+    metric = client.metrics.create(name="Tokens", item_id=tokens.id, description=None,
+                                   sql="SELECT SUM(tokens) FROM events WHERE event_name = 'llm'")
+    starter = client.plans.create(currency="USD", name="Starter", prices=[
+        {"price": {"name": "Platform fee", "item_id": platform.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "49.00"}}},
+        {"price": {"name": "Tokens", "item_id": tokens.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "0.50"}, "billable_metric_id": metric.id}}])
+    scale = client.plans.create(currency="USD", name="Scale", prices=[
+        {"price": {"name": "Seats", "item_id": platform.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "20.00"}, "fixed_price_quantity": 3}}])
+    fixed, usage = starter.prices
+    [seats] = scale.prices
+    customer = client.customers.create(name="Acme", email="billing@acme.com", external_customer_id="acme")
+    other = client.customers.create(name="Globex", email="billing@globex.com")
+
+    start = _midnight(days_ago=3)
+    created = client.subscriptions.create(customer_id=customer.id, plan_id=starter.id, start_date=start,
+                                          metadata={"deal": "D-1"}, net_terms=30)
+    assert isinstance(created, MutatedSubscription)
+    assert (created.status, created.name, created.start_date, created.end_date, created.net_terms) == (
+        "active", "Starter", start, None, 30)
+    assert created.customer.id == customer.id and created.plan is not None and created.plan.id == starter.id
+    assert created.metadata == {"deal": "D-1"} and created.billing_cycle_day == start.day
+    period_start, period_end = created.current_billing_period_start_date, created.current_billing_period_end_date
+    assert period_start == start and period_end is not None and period_end > datetime.now(UTC)
+    assert _interval_view(created) == [
+        (fixed.id, start, None, False, [(fixed.id, start, 1.0)]),
+        (usage.id, start, None, True, None)]
+    for interval in created.price_intervals:
+        assert interval.billing_cycle_day == start.day and interval.filter is None
+        assert interval.usage_customer_ids is None
+        assert (interval.current_billing_period_start_date, interval.current_billing_period_end_date) == (
+            period_start, period_end)
+    assert created.price_intervals[0].price.price_type == "fixed_price"
+    assert created.price_intervals[1].price.price_type == "usage_price"
+    assert [(e.price_id, e.start_date, e.end_date, e.quantity) for e in created.fixed_fee_quantity_schedule] == [
+        (fixed.id, start, None, 1.0)]
+    assert len({i.id for i in created.price_intervals}) == 2
+    assert (created.adjustment_intervals, created.discount_intervals, created.redeemed_coupon) == ([], [], None)
+    assert created.trial_info.end_date is None and created.auto_issuance is True
+    assert (created.default_invoice_memo, created.invoicing_threshold, created.pending_subscription_change) == (
+        None, None, None)
+
+    fetched = client.subscriptions.fetch(created.id)
+    assert isinstance(fetched, Subscription)
+    assert fetched.model_dump() == created.model_dump(exclude={"changed_resources"})
+
+    second = client.subscriptions.create(customer_id=other.id, plan_id=scale.id, start_date=start)
+    assert [s.id for s in client.subscriptions.list(limit=1)] == [second.id, created.id]  # follows cursors
+    assert [s.id for s in client.subscriptions.list(customer_id=[customer.id])] == [created.id]
+    assert [s.id for s in client.subscriptions.list(external_customer_id=["acme"])] == [created.id]
+    assert second.name == "Scale" and _interval_view(second) == [(seats.id, start, None, False, [(seats.id, start, 3.0)])]
+
+    updated = client.subscriptions.update(created.id, metadata={"deal": "D-2", "owner": "kim"})
+    assert isinstance(updated, Subscription) and updated.metadata == {"deal": "D-2", "owner": "kim"}
+
+    changed = client.subscriptions.schedule_plan_change(created.id, change_option="end_of_subscription_term",
+                                                        plan_id=scale.id)
+    assert isinstance(changed, MutatedSubscription)
+    assert changed.plan is not None and changed.plan.id == starter.id and changed.name == "Starter"  # not yet
+    assert _interval_view(changed) == [
+        (fixed.id, start, period_end, False, [(fixed.id, start, 1.0)]),
+        (usage.id, start, period_end, True, None),
+        (seats.id, period_end, None, False, [(seats.id, period_end, 3.0)])]
+    future = changed.price_intervals[2]
+    assert (future.current_billing_period_start_date, future.current_billing_period_end_date) == (None, None)
+    assert changed.price_intervals[0].current_billing_period_end_date == period_end
+    assert [(e.price_id, e.start_date, e.end_date, e.quantity) for e in changed.fixed_fee_quantity_schedule] == [
+        (fixed.id, start, period_end, 1.0), (seats.id, period_end, None, 3.0)]
+    phases = list(client.subscriptions.fetch_schedule(created.id))
+    assert [(p.plan.id if p.plan else None, p.start_date, p.end_date) for p in phases] == [
+        (starter.id, start, period_end), (scale.id, period_end, None)]
+    assert phases[0].plan is not None and phases[0].plan.name == "Starter"
+
+    replaced = client.subscriptions.unschedule_pending_plan_changes(created.id)
+    assert isinstance(replaced, MutatedSubscription) and len(replaced.price_intervals) == 2
+    rescheduled = client.subscriptions.schedule_plan_change(created.id, change_option="end_of_subscription_term",
+                                                            plan_id=scale.id)
+    assert len(rescheduled.price_intervals) == 3
+
+    quantities = client.subscriptions.update_fixed_fee_quantity(second.id, price_id=seats.id, quantity=5,
+                                                                change_option="effective_date",
+                                                                effective_date=(start + timedelta(days=1)).date())
+    assert isinstance(quantities, MutatedSubscription)
+    assert [(t.effective_date, t.quantity) for t in quantities.price_intervals[0].fixed_fee_quantity_transitions or []
+            ] == [(start, 3.0), (start + timedelta(days=1), 5.0)]
+    pending = client.subscriptions.update_fixed_fee_quantity(second.id, price_id=seats.id, quantity=7,
+                                                             change_option="upcoming_invoice")
+    assert [t.quantity for t in pending.price_intervals[0].fixed_fee_quantity_transitions or []] == [3.0, 5.0, 7.0]
+    unpended = client.subscriptions.unschedule_fixed_fee_quantity_updates(second.id, price_id=seats.id)
+    assert [e.quantity for e in unpended.fixed_fee_quantity_schedule] == [3.0, 5.0]
+
+    cancelled = client.subscriptions.cancel(created.id, cancel_option="end_of_subscription_term")
+    assert isinstance(cancelled, MutatedSubscription)
+    assert (cancelled.status, cancelled.end_date) == ("active", period_end)
+    # The plan change at the end is dropped with the cancellation: the intervals end with the subscription.
+    assert _interval_view(cancelled) == [
+        (fixed.id, start, period_end, False, [(fixed.id, start, 1.0)]),
+        (usage.id, start, period_end, True, None)]
+    restored = client.subscriptions.unschedule_cancellation(created.id)
+    assert restored.end_date is None and restored.status == "active"
+    assert _interval_view(restored) == [
+        (fixed.id, start, None, False, [(fixed.id, start, 1.0)]),
+        (usage.id, start, None, True, None)]
+
+    now = datetime.now(UTC)
+    client.events.ingest(events=[
+        {"event_name": "llm", "timestamp": now - timedelta(hours=2), "idempotency_key": "e1",
+         "customer_id": customer.id, "properties": {"tokens": 30}},
+        {"event_name": "llm", "timestamp": now - timedelta(hours=1), "idempotency_key": "e2",
+         "external_customer_id": "acme", "properties": {"tokens": 12}}])
+    window = {"timeframe_start": period_start, "timeframe_end": now + timedelta(minutes=1)}
+    costs = client.subscriptions.fetch_costs(created.id, **window)
+    [timeframe] = costs.data
+    by_price = {c.price.id: c for c in timeframe.per_price_costs}
+    assert Decimal(by_price[usage.id].total) == Decimal("21.00") and by_price[usage.id].quantity == 42
+    assert Decimal(by_price[fixed.id].total) > 0
+    assert Decimal(timeframe.total) == Decimal(by_price[usage.id].total) + Decimal(by_price[fixed.id].total)
+
+    used = client.subscriptions.fetch_usage(created.id, **window)
+    [metric_usage] = used.data  # type: ignore[union-attr]
+    assert metric_usage.billable_metric.id == metric.id  # type: ignore[union-attr]
+    assert sum(u.quantity for u in metric_usage.usage) == 42  # type: ignore[union-attr]
+
+    with pytest.raises(orb.NotFoundError):
+        client.subscriptions.fetch("01m0000000000000000000000")

@@ -144,7 +144,7 @@ class _Execution:
 
     __slots__ = ("context", "infos", "pending", "query", "variables")
 
-    def __init__(self, query: CompiledQuery, context: Any, variables: dict[str, Any]) -> None:
+    def __init__(self, query: CompiledOperation, context: Any, variables: dict[str, Any]) -> None:
         self.query, self.context, self.variables = query, context, variables
         self.infos: list[Any] = [None] * len(query.resolver_fields)
         self.pending: list[tuple[dict[str, Any], str, Awaitable[Any], Callable[[Any, _Execution], Any]]] = []
@@ -299,18 +299,20 @@ def _plain_variables(schema: GraphQLSchema, operation: OperationDefinitionNode) 
     return plain
 
 
-class CompiledQuery:
-    """One query document of the shape `query(...) { result: field(args) { ... } }`, compiled."""
+class CompiledOperation:
+    """One document of the shape `query(...) { result: field(args) { ... } }` (or a mutation of that
+    shape: one root field, which graphql-core would also run alone), compiled."""
 
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         operation = document.definitions[0]
-        if not isinstance(operation, OperationDefinitionNode) or operation.operation.value != "query":
-            raise NotCompilable("only queries are compiled")
+        if not isinstance(operation, OperationDefinitionNode) or operation.operation.value not in ("query", "mutation"):
+            raise NotCompilable("only queries and mutations are compiled")
         root = operation.selection_set.selections[0]
         assert isinstance(root, FieldNode)
         self.schema, self.operation, self.root_node = schema, operation, root
-        assert schema.query_type is not None
-        self.root_type = schema.query_type
+        root_type = schema.query_type if operation.operation.value == "query" else schema.mutation_type
+        assert root_type is not None
+        self.root_type = root_type
         self.root_definition = self.root_type.fields[root.name.value]
         self.root_call = _root_call(self.root_definition)
         plan = _plan_for(self.root_definition.type, root.selection_set, schema)
@@ -320,6 +322,10 @@ class CompiledQuery:
         self.resolver_fields = generator.resolver_fields
         self.source = "\n".join(generator.lines)
         self.plain_variables = _plain_variables(schema, operation)
+        signatures = {node.variable.name.value: get_variable_signature(schema, node)
+                      for node in operation.variable_definitions or ()}
+        self.signatures = {name: signature for name, signature in signatures.items()
+                           if not isinstance(signature, GraphQLError)}
 
     def _check_field_arguments(self, plan: Plan) -> None:
         """Arguments below the root must be literals, so they are worked out once here."""
@@ -354,8 +360,17 @@ class CompiledQuery:
             raise ValidationFailed("body", coerced[0].message)
         return coerced
 
-    async def execute(self, context: Any, variables: dict[str, Any]) -> Any:
-        coerced = self._coerce(variables)
+    async def execute(self, context: Any, variables: dict[str, Any], *, coerced: bool = False) -> Any:
+        """Run the document. `coerced`: the variables are already what graphql-core's coercion would
+        make of them (a face's inputs, checked and converted by engine.to_graphql_value)."""
+        if coerced:
+            sources = {name: VariableValueSource(self.signatures[name], value) for name, value in variables.items()}
+            coerced_values: Any = VariableValues(sources, variables)
+        else:
+            coerced_values = self._coerce(variables)
+        return await self._run(context, coerced_values)
+
+    async def _run(self, context: Any, coerced: Any) -> Any:
         root_info = self._info(self.root_node, self.root_definition, self.root_type, context, coerced)
         arguments = get_argument_values(self.root_definition, self.root_node, coerced)
         if self.root_call is not None:

@@ -24,11 +24,12 @@ from graphql import (
 )
 from graphql.pyutils import Undefined as _UNDEFINED
 from graphql.type.definition import GraphQLArgument, GraphQLField
+from graphql.utilities.coerce_input_value import coerce_default_value
 from strawberry import Schema
 
 from domains.errors import DomainError, ValidationFailed
 from gateway.context import Context
-from gateway.faces.compiled import CompiledQuery, NotCompilable
+from gateway.faces.compiled import CompiledOperation, NotCompilable
 
 MISSING: Any = object()
 _BACKREF = "strawberry-definition"
@@ -179,22 +180,22 @@ class CompiledRow:
             raise ValueError(f"{row.method} {row.path}: invalid shape: {errors[0].message}\n{self.text}")
         self.graphql_schema = graphql_schema
         self.kind = kind
-        self.compiled: CompiledQuery | None = None
-        if kind == "query":
-            try:
-                self.compiled = CompiledQuery(graphql_schema, self.document)
-            except NotCompilable:
-                self.compiled = None
+        self.compiled: CompiledOperation | None = None
+        try:
+            self.compiled = CompiledOperation(graphql_schema, self.document)
+        except NotCompilable:
+            self.compiled = None
 
-    def variables(self, inputs: Inputs) -> dict[str, Any]:
-        """The operation's variables from the request, every bad value refused naming its field."""
+    def variables(self, inputs: Inputs, *, coerce: bool = False) -> dict[str, Any]:
+        """The operation's variables from the request, every bad value refused naming its field
+        (`coerce`: as graphql-core's coercion would leave them, for the compiled path)."""
         values: dict[str, Any] = {}
         for name, source in self.row.args.items():
             value = source.extract(inputs)
             if value is MISSING:
                 continue
             prefix = source.name
-            values[name] = to_graphql_value(value, self.arguments[name].type, prefix)
+            values[name] = to_graphql_value(value, self.arguments[name].type, prefix, coerce=coerce)
         for name, argument in self.arguments.items():
             has_default = argument.default_value is not _UNDEFINED
             if isinstance(argument.type, GraphQLNonNull) and name not in values and not has_default:
@@ -203,7 +204,7 @@ class CompiledRow:
 
     async def run(self, context: Context, inputs: Inputs) -> Any:
         """Execute against the graph; a domain error surfaces as itself, named in the face's terms."""
-        variables = self.variables(inputs)
+        variables = self.variables(inputs, coerce=self.compiled is not None)
         if self.kind == "mutation":
             # The shape is resolved inside the transaction: a failure anywhere writes nothing.
             async with context.uow.transaction():
@@ -215,9 +216,11 @@ class CompiledRow:
     async def _execute(self, context: Context, variables: dict[str, Any]) -> Any:
         if self.compiled is not None:
             try:
-                return await self.compiled.execute(context, variables)
+                return await self.compiled.execute(context, variables, coerced=True)
             except DomainError as exc:
                 raise self._in_face_terms(exc) from None
+            except GraphQLError as exc:  # raised by a resolver's own argument handling
+                raise self._domain_error(exc) from None
         return await self.execute_with_graphql_core(context, variables)
 
     async def execute_with_graphql_core(self, context: Context, variables: dict[str, Any]) -> Any:
@@ -259,20 +262,23 @@ def _python_name(graphql_field: Any, graphql_name: str) -> str:
     return getattr(definition, "python_name", None) or graphql_name
 
 
-def to_graphql_value(value: Any, type_: GraphQLInputType, path: str) -> Any:
+def to_graphql_value(value: Any, type_: GraphQLInputType, path: str, *, coerce: bool = False) -> Any:
     """Face JSON -> GraphQL variable value: face (snake_case) keys to the graph's names, unknown keys
-    and values of the wrong type refused with the dotted face path of the field."""
+    and values of the wrong type refused with the dotted face path of the field.
+
+    With `coerce`, the value is also what graphql-core's variable coercion would make of it (parsed
+    scalars, input fields' defaults filled in), so a compiled operation can skip that second walk."""
     label = path or "body"
     if isinstance(type_, GraphQLNonNull):
         if value is None:
             raise ValidationFailed(label, "must not be null")
-        return to_graphql_value(value, type_.of_type, path)
+        return to_graphql_value(value, type_.of_type, path, coerce=coerce)
     if value is None:
         return None
     if isinstance(type_, GraphQLList):
         if not isinstance(value, list):
             raise ValidationFailed(label, "must be a list")
-        return [to_graphql_value(item, type_.of_type, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [to_graphql_value(item, type_.of_type, f"{path}[{i}]", coerce=coerce) for i, item in enumerate(value)]
     if isinstance(type_, GraphQLInputObjectType):
         if not isinstance(value, dict):
             raise ValidationFailed(label, "must be an object")
@@ -284,14 +290,24 @@ def to_graphql_value(value: Any, type_: GraphQLInputType, path: str) -> Any:
             if target is None:
                 raise ValidationFailed(child, "is not a field this request accepts")
             graphql_name, field_type = target
-            converted[graphql_name] = to_graphql_value(item, field_type, child)
+            converted[graphql_name] = to_graphql_value(item, field_type, child, coerce=coerce)
         for python_name, (graphql_name, field_type) in by_python.items():
             missing = isinstance(field_type, GraphQLNonNull) and graphql_name not in converted
             if missing and type_.fields[graphql_name].default_value is _UNDEFINED:
                 raise ValidationFailed(f"{path}.{python_name}" if path else python_name, "is required")
-        return converted
+        if not coerce:
+            return converted
+        for graphql_name, input_field in type_.fields.items():
+            if graphql_name not in converted:
+                default = coerce_default_value(input_field)
+                if default is not _UNDEFINED:
+                    converted[graphql_name] = default
+        try:
+            return type_.out_type(converted)  # e.g. a @oneOf input's check
+        except (GraphQLError, ValueError, TypeError) as exc:
+            raise ValidationFailed(label, str(exc)) from None
     if isinstance(type_, (GraphQLScalarType, GraphQLEnumType)):
-        if type_.name == "JSON":
+        if type_.name == "JSON" and not coerce:
             return value
         try:
             parsed = type_.parse_value(value)
@@ -299,7 +315,7 @@ def to_graphql_value(value: Any, type_: GraphQLInputType, path: str) -> Any:
             raise ValidationFailed(label, _coercion_message(type_, exc)) from None
         if parsed is None or parsed is _UNDEFINED:
             raise ValidationFailed(label, f"is not a valid {_type_word(type_)}")
-        return value
+        return parsed if coerce else value
     return value
 
 

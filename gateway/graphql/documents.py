@@ -28,13 +28,13 @@ from graphql import (
     visit,
 )
 
-from gateway.faces.compiled import CompiledQuery, NotCompilable
+from gateway.faces.compiled import CompiledOperation, NotCompilable
 
 
 class CompiledDocument:
     __slots__ = ("key", "name", "query")
 
-    def __init__(self, query: CompiledQuery, key: str, name: str | None) -> None:
+    def __init__(self, query: CompiledOperation, key: str, name: str | None) -> None:
         self.query, self.key, self.name = query, key, name
 
 
@@ -78,7 +78,7 @@ class CompiledDocuments:
         if _uses_variables(root.selection_set) or validate(self.schema, document, self.rules):
             return None
         try:
-            compiled = CompiledQuery(self.schema, document)
+            compiled = CompiledOperation(self.schema, document)
         except NotCompilable:
             return None
         key = root.alias.value if root.alias else root.name.value

@@ -167,13 +167,53 @@ def _inputs(row: CompiledRow, seeded: dict[str, str]) -> list[Inputs]:
 @pytest.mark.parametrize("row", QUERY_ROWS, ids=lambda r: f"{r.row.method} {r.row.path}")
 async def test_compiled_and_graphql_core_agree(database, tenant, seeded, row):
     for inputs in _inputs(row, seeded):
-        variables = row.variables(inputs)
+        # The compiled path takes the face's coerced variables; graphql-core coerces the raw ones itself.
+        runs = [(lambda c, i=inputs: row.compiled.execute(c, row.variables(i, coerce=True), coerced=True)),  # type: ignore[union-attr]
+                (lambda c, i=inputs: row.execute_with_graphql_core(c, row.variables(i)))]
         results = []
-        for run in (row.compiled.execute, row.execute_with_graphql_core):  # type: ignore[union-attr]
+        for run in runs:
             uow = UnitOfWork(session_factory(database.engine))
             try:
-                results.append(await run(Context(principal=tenant.principal, uow=uow, max_page_size=500), variables))
+                results.append(await run(Context(principal=tenant.principal, uow=uow, max_page_size=500)))
             finally:
                 await uow.close()
         assert results[0] == results[1]
         assert results[0] is not None
+
+
+# --- mutations: the face's coerced variables are graphql-core's coercion, so the compiler may skip it ---
+
+MUTATION_INPUTS = {
+    ("POST", "/customers"): Inputs(body={
+        "name": "Acme", "email": "a@example.com", "currency": "EUR", "metadata": {"k": "v"},
+        "billing_address": {"city": "Lyon"}, "hierarchy": {"child_customer_ids": []}}),
+    ("POST", "/prices"): Inputs(body={
+        "name": "Tokens", "item_id": "it", "cadence": "monthly", "currency": "USD", "model_type": "tiered",
+        "tiered_config": {"tiers": [{"first_unit": "0", "last_unit": "1000", "unit_amount": "0.002"},
+                                    {"first_unit": "1000", "unit_amount": "0.001"}]}}),
+    ("POST", "/plans"): Inputs(body={
+        "name": "Pro", "currency": "USD", "net_terms": 30, "prices": [
+            {"price": {"name": "Fee", "item_id": "it", "cadence": "monthly", "model_type": "unit",
+                       "unit_config": {"unit_amount": "49"}}}]}),
+    ("POST", "/ingest"): Inputs(query={"debug": "true"}, body={"events": [
+        {"event_name": "llm", "timestamp": "2026-01-31T12:00:00Z", "idempotency_key": "k1", "customer_id": "c",
+         "properties": {"tokens": 3, "region": "eu", "ok": True}}]}),
+    ("POST", "/subscriptions"): Inputs(body={"customer_id": "c", "plan_id": "p", "start_date": "2026-01-01T00:00:00Z",
+                                             "metadata": {"a": "b"}}),
+    ("POST", "/invoices"): Inputs(body={
+        "customer_id": "c", "currency": "USD", "invoice_date": "2026-03-01", "net_terms": 0,
+        "line_items": [{"name": "Setup", "quantity": 2, "unit_config": {"unit_amount": "5"},
+                        "start_date": "2026-03-01", "end_date": "2026-03-02"}]}),
+}
+
+
+@pytest.mark.parametrize("key", list(MUTATION_INPUTS), ids=lambda key: " ".join(key))
+def test_face_coercion_is_graphql_core_s(key):
+    from graphql.execution.values import get_variable_values
+
+    row = next(CompiledRow(r, schema) for r in ORB_ROWS if (r.method, r.path) == key)
+    assert row.kind == "mutation" and row.compiled is not None
+    inputs = MUTATION_INPUTS[key]
+    theirs = get_variable_values(schema._schema, row.compiled.operation.variable_definitions, row.variables(inputs))
+    assert not isinstance(theirs, list), theirs
+    assert row.variables(inputs, coerce=True) == theirs.coerced

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.faces.compiled import CompiledQuery
+from gateway.faces.compiled import CompiledOperation
 from gateway.graphql import view
 from tests.faces.test_compiled import seeded  # noqa: F401 (fixture)
 
@@ -50,13 +50,13 @@ def _resolve(variables: dict[str, Any] | None, names: dict[str, Any]) -> dict[st
 def executions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Names of the documents the compiled path executed."""
     ran: list[str] = []
-    original = CompiledQuery.execute
+    original = CompiledOperation.execute
 
-    async def spy(self: CompiledQuery, context: Any, variables: dict[str, Any]) -> Any:
+    async def spy(self: CompiledOperation, context: Any, variables: dict[str, Any]) -> Any:
         ran.append(self.root_node.name.value)
         return await original(self, context, variables)
 
-    monkeypatch.setattr(CompiledQuery, "execute", spy)
+    monkeypatch.setattr(CompiledOperation, "execute", spy)
     return ran
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 from aiodataloader import DataLoader
@@ -192,3 +192,9 @@ class Loaders:
         """Rows a list already fetched need no second trip when an edge points back at them."""
         for row in rows:
             self.customer_by_id.prime(row.id, row)
+
+    def prime_children(self, parents: Sequence[Customer], grouped: Mapping[str, list[Customer]]) -> None:
+        """Children a list read for its page (none is an answer too: an empty list)."""
+        loader = self.children_by_customer_id
+        for parent in parents:
+            loader.prime(parent.id, grouped.get(parent.id, []))

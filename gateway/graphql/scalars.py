@@ -15,6 +15,8 @@ from persistence.types import canonical_decimal
 
 
 def render_instant(value: datetime) -> str:
+    if value.tzinfo is UTC:  # what both databases hand back: no conversion, and the offset is the text's tail
+        return value.isoformat()[:-6] + "Z"
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -36,8 +38,29 @@ UTCDateTime = ScalarDefinition(
 )
 
 
+# Rendered amounts by value: equal Decimals (0, 0.00, -0) render alike, and a page repeats a few
+# amounts (balances of 0) many times. Bounded, so odd traffic cannot grow it without end.
+_MONEY_TEXT: dict[Decimal, str] = {}
+_MONEY_TEXT_LIMIT = 4096
+
+
 def render_money(value: Decimal) -> str:
     """Exact, with at least cents: 10 -> "10.00", 0.125 -> "0.125" (same text on both databases)."""
+    if not value:  # every zero (0, 0E-12, -0) renders as "0.00"; NaN is truthy
+        return "0.00"
+    try:
+        return _MONEY_TEXT[value]
+    except KeyError:
+        pass
+    except TypeError:  # a signalling NaN cannot be hashed
+        return _render_money(value)
+    text = _render_money(value)
+    if value.is_finite() and len(_MONEY_TEXT) < _MONEY_TEXT_LIMIT:
+        _MONEY_TEXT[value] = text
+    return text
+
+
+def _render_money(value: Decimal) -> str:
     text = canonical_decimal(value)
     whole, _, fraction = text.partition(".")
     return f"{whole}.{fraction.ljust(2, '0')}"

@@ -58,6 +58,43 @@ async def test_statement_count_does_not_grow_with_rows(database, tenant, count_q
     assert counter.count <= 3, counter.statements
 
 
+async def _page_statements(database, tenant, count_queries, query: str) -> tuple[dict, list[str]]:
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        with count_queries() as counter:
+            result = await schema.execute(query, context_value=Context(principal=tenant.principal, uow=uow))
+    finally:
+        await uow.close()
+    assert result.errors is None, result.errors
+    return result.data, counter.statements
+
+
+async def test_a_page_reads_its_childrens_edges_once_however_they_are_selected(database, tenant, count_queries):
+    seed_uow = UnitOfWork(session_factory(database.engine))
+    await _seed(seed_uow, tenant.principal, parents=3, children_each=2)
+    await seed_uow.close()
+    expected = {f"P{p}": [f"C{p}.0", f"C{p}.1"] for p in range(3)} | {f"C{p}.{c}": [] for p in range(3) for c in range(2)}
+
+    # Children asked for through a fragment, an inline fragment and edges { node }: the page read and
+    # the children read, nothing per row.
+    for query in (
+        "fragment Kids on Customer { children { name } } query { customers { nodes { name ...Kids } } }",
+        "query { customers { edges { node { name ... on Customer { hierarchy { children { name } } } } } } }",
+    ):
+        data, statements = await _page_statements(database, tenant, count_queries, query)
+        page = data["customers"]
+        nodes = page["nodes"] if "nodes" in page else [edge["node"] for edge in page["edges"]]
+        kids = {n["name"]: [c["name"] for c in (n["children"] if "children" in n else n["hierarchy"]["children"])] for n in nodes}
+        assert kids == expected
+        assert len(statements) == 2, statements
+
+    # A page that does not show children does not read them.
+    data, statements = await _page_statements(database, tenant, count_queries,
+                                              "query { customers { nodes { name parent { name } } } }")
+    assert len(data["customers"]["nodes"]) == 9
+    assert len(statements) == 1, statements  # every parent is on the page
+
+
 INVOICE_QUERY = """
 query($first: Int) {
   invoices(first: $first) {

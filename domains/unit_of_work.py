@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Executable, Row
+from sqlalchemy import Executable, Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
 from domains.errors import PermissionDenied
-from persistence.db import WRITE_INTENT, reader_for
+from persistence.db import CUSTOM_PLAN, WRITE_INTENT, reader_for
 
 
 class UnitOfWork:
@@ -27,6 +27,7 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         self._depth = 0
         self._rollback_only = False
+        self._custom_plans = False  # plan_cache_mode set in the current transaction (PostgreSQL)
         # Set for callers whose credentials only read: every write path goes through transaction().
         self.read_only = False
         self._read_connection: AsyncConnection | None = None  # held for all of a request's reads
@@ -56,6 +57,12 @@ class UnitOfWork:
                 if self._read_connection is None:
                     self._read_connection = await reader.connect()
                 return await reader.all(statement, params, self._read_connection)
+        if (self.is_postgres and not self._custom_plans
+                and statement.get_execution_options().get(CUSTOM_PLAN)):  # type: ignore[attr-defined]
+            # The session's driver reuses prepared statements too (see persistence.db.CUSTOM_PLAN);
+            # for the rest of this transaction PostgreSQL plans each statement for its arguments.
+            await self.session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+            self._custom_plans = True
         return (await self.session.execute(statement, params or {})).all()
 
     @asynccontextmanager
@@ -73,6 +80,7 @@ class UnitOfWork:
                 await session.rollback()
             await session.connection(execution_options={WRITE_INTENT: True})
             self._rollback_only = False
+            self._custom_plans = False
         self._depth += 1
         try:
             yield self

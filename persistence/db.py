@@ -31,6 +31,10 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///accrual.db"
 # Set on a connection before a transaction that will write: SQLite then takes the write lock at
 # BEGIN (IMMEDIATE), so two writers queue on the busy timeout instead of one failing mid-transaction.
 WRITE_INTENT = "accrual_write_intent"
+# Set on a statement whose best plan depends on its parameters (a usage aggregate: one customer holds
+# 30 events, another most of the table). PostgreSQL plans it for each call's own parameters instead
+# of switching to the generic plan of a prepared statement, which assumes the average customer.
+CUSTOM_PLAN = "accrual_custom_plan"
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
@@ -185,6 +189,12 @@ class Reader:
             return (await connection.execute(statement, params)).all()
         raw = await connection.get_raw_connection()
         sql, arguments = prepared.bound(params)
+        if prepared.custom_plan:
+            # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL may
+            # give it a generic plan. The unnamed statement is parsed afresh (one more round trip) and
+            # so always planned for these arguments.
+            statement_ = await raw.driver_connection.prepare(sql, name=False)  # type: ignore[union-attr]
+            return prepared.rows(await statement_.fetch(*arguments))
         records = await raw.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
         return prepared.rows(records)
 
@@ -227,6 +237,7 @@ class _Prepared:
         self.converting = [(index, process) for index, process in enumerate(processors) if process is not None]
         self.expanding: _Expanding | None = None
         self.binding: list[tuple[int, Any]] = []  # (position, bind processor)
+        self.custom_plan = False
 
     @classmethod
     def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
@@ -239,6 +250,7 @@ class _Prepared:
         # Parameters the statement carries itself (SQLite renders LIMIT ? OFFSET ? with offset 0).
         defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
         prepared = cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)
+        prepared.custom_plan = bool(statement.get_execution_options().get(CUSTOM_PLAN))
         if compiled.post_compile_params:
             prepared.expanding = _Expanding(compiled, tuple(bind.key for bind in compiled.post_compile_params))
         # Typed parameters (a UTC time, which SQLite stores as text) converted as a Core execution would.

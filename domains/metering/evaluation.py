@@ -19,6 +19,7 @@ from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
+from persistence.db import CUSTOM_PLAN
 
 
 @lru_cache(maxsize=1024)
@@ -31,8 +32,8 @@ def stored_definition(sql: str) -> MetricDefinition:
 
 @lru_cache(maxsize=1024)
 def _statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
-    # Built once per metric and dialect; the reader then prepares it once per connection.
-    return metric_statement(definition, dialect)
+    # Built once per metric and dialect; the reader compiles it once, PostgreSQL plans it per call.
+    return metric_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
 
 
 async def quantity(
@@ -53,8 +54,8 @@ async def quantity(
 @lru_cache(maxsize=1024)
 def _daily_statement(definition: MetricDefinition, dialect: str, first_seen: bool) -> Select[Any]:
     if first_seen:
-        return distinct_first_seen_statement(definition, dialect)
-    return metric_daily_statement(definition, dialect)
+        return distinct_first_seen_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
+    return metric_daily_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
 
 
 def _check_window(start: datetime, end: datetime) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
 from domains.customers import service as customers
 from domains.metering.evaluation import quantity
@@ -121,3 +122,41 @@ async def test_sum_of_large_and_small_integers_and_reals_is_exact(database, tena
         "SELECT SUM(v) FROM events WHERE v = 0.5": Decimal("0.5"),
         "SELECT SUM(v) FROM events WHERE v > 2147483647": Decimal(2 * (2**63 - 1) + 2**31),
     }
+
+
+# The usage aggregate as PostgreSQL keeps it prepared (the monitoring query itself left out).
+_PREPARED_AGGREGATE = text(
+    "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
+    "WHERE statement LIKE '%jsonb_typeof(events.properties%' AND statement NOT LIKE '%pg_prepared_statements%'")
+SUM_SQL = "SELECT SUM(tokens) FROM events WHERE event_name = 'api_call'"
+
+
+async def test_usage_aggregate_is_planned_for_each_call_on_postgresql(database, tenant, scenario, backend):
+    """A prepared statement gets a generic plan after five runs, one assuming the average customer's
+    few events; a customer holding most of the table then ran twice as slow (bench.billing). Outside
+    a transaction the aggregate is an unnamed statement, planned afresh each call; inside one the
+    transaction plans every statement for its arguments."""
+    if backend != "postgresql":
+        pytest.skip("plan caching is PostgreSQL's")
+    definition = parse_metric_sql(SUM_SQL)
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        # Read on the connection the reads below use (pooled: a transaction may have left the
+        # aggregate prepared on it): the reader's runs never execute a prepared one.
+        before = tuple((await uow.rows(_PREPARED_AGGREGATE))[0])
+        for _ in range(7):
+            assert await quantity(uow, principal=tenant.principal, definition=definition, customer_id=scenario,
+                                  start=START, end=END) == Decimal("35.3")
+        assert tuple((await uow.rows(_PREPARED_AGGREGATE))[0]) == before
+        async with uow.transaction():
+            generic_before, custom_before = (await uow.rows(_PREPARED_AGGREGATE))[0]
+            for _ in range(7):
+                assert await quantity(uow, principal=tenant.principal, definition=definition, customer_id=scenario,
+                                      start=START, end=END) == Decimal("35.3")
+            generic_after, custom_after = (await uow.rows(_PREPARED_AGGREGATE))[0]
+            assert (generic_after, custom_after - custom_before) == (generic_before, 7)
+            assert (await uow.rows(text("SHOW plan_cache_mode")))[0][0] == "force_custom_plan"
+        async with uow.transaction():  # SET LOCAL: later transactions on the connection plan as usual
+            assert (await uow.rows(text("SHOW plan_cache_mode")))[0][0] == "auto"
+    finally:
+        await uow.close()

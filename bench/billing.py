@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
 import sqlite3
 import statistics
 import sys
@@ -45,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.databases import BENCH_ORG, BenchDatabase, fresh_database
 from bench.ingest import SQLITE_TIME, Figure, UsageEvent, table_rows
 from bench.metrics import RAW_SQL, RawWriter, postgres_dsn, sqlite_path
+from bench.processes import cancel_on_signals
 from domains.billing import jobs
 from domains.billing import subscriptions as subscription_service
 from domains.billing.invoices import DraftInvoice, draft_invoice
@@ -514,12 +514,7 @@ async def run_backend(backend: str, options: Options, workdir: Path) -> None:
 
 
 async def main_async(backends: Iterable[str], options: Options) -> None:
-    # An interrupted run still unwinds: connections closed, the PostgreSQL databases dropped.
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     with tempfile.TemporaryDirectory(prefix="accrual-bench-billing-") as folder:
         for backend in backends:
             workdir = Path(folder) / backend

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.databases import BENCH_ORG, ROOT, BenchDatabase, accrual_command, fresh_database, mint_key
 from bench.load import HOST, Tally, alternately, encode_request, latencies, throughput
-from bench.processes import ServerProcess, free_port, start_server
+from bench.processes import ServerProcess, cancel_on_signals, free_port, start_server
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.state import ENGINE
@@ -280,13 +279,7 @@ def _emit(backend: str, figure: Figure) -> None:
 
 
 async def main_async(backends: Sequence[str], options: Options) -> None:
-    # An interrupted run still unwinds: servers stopped, the PostgreSQL database dropped. (SIGINT is
-    # installed too because a shell starts background jobs with it ignored.)
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     with tempfile.TemporaryDirectory(prefix="accrual-bench-") as folder:
         for backend in backends:
             await run_backend(backend, options, Path(folder))

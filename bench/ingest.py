@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import math
 import random
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -49,7 +48,7 @@ from bench.databases import (
     run_accrual,
 )
 from bench.load import HOST, Connection, UnexpectedResponse, encode_request
-from bench.processes import ServerProcess, free_port, start_server
+from bench.processes import ServerProcess, cancel_on_signals, free_port, start_server
 from persistence.ids import new_id
 from persistence.tables import Event
 
@@ -476,13 +475,7 @@ def figures(options: Options, workload: Workload, seconds: Mapping[str, float], 
 
 
 async def main_async(backends: Iterable[str], options: Options) -> None:
-    # An interrupted run still unwinds: the server stopped, the PostgreSQL databases dropped. (SIGINT is
-    # installed too because a shell starts background jobs with it ignored.)
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     with tempfile.TemporaryDirectory(prefix="accrual-bench-ingest-") as folder:
         for backend in backends:
             workdir = Path(folder) / backend

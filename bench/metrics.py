@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import signal
 import sqlite3
 import statistics
 import sys
@@ -42,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.databases import BENCH_ORG, BenchDatabase, fresh_database
 from bench.ingest import COLUMNS, SQLITE_TIME, Figure, UsageEvent, table_rows
+from bench.processes import cancel_on_signals
 from domains.catalog.items import create_item
 from domains.customers.service import create_customer
 from domains.metering import evaluation
@@ -441,13 +441,7 @@ def _p90(values: Sequence[float]) -> float:
 
 
 async def main_async(backends: Iterable[str], options: Options) -> None:
-    # An interrupted run still unwinds: connections closed, the PostgreSQL database dropped. (SIGINT is
-    # installed too because a shell starts background jobs with it ignored.)
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, task.cancel)
+    cancel_on_signals()
     with tempfile.TemporaryDirectory(prefix="accrual-bench-metrics-") as folder:
         for backend in backends:
             workdir = Path(folder) / backend

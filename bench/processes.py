@@ -4,6 +4,7 @@ event loop (on two cores: one for the server, one for the client)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,3 +72,14 @@ async def start_server(
         writer.close()
         await writer.wait_closed()
         return server
+
+
+def cancel_on_signals() -> None:
+    """SIGINT and SIGTERM cancel the running task, so an interrupted run still unwinds (servers
+    stopped, connections closed, PostgreSQL databases dropped). SIGINT is installed too because a
+    shell starts background jobs with it ignored."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)

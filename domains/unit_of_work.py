@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import Executable, Row, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
 from domains.errors import PermissionDenied
@@ -30,7 +30,7 @@ class UnitOfWork:
         self._custom_plans = False  # plan_cache_mode set in the current transaction (PostgreSQL)
         # Set for callers whose credentials only read: every write path goes through transaction().
         self.read_only = False
-        self._read_connection: AsyncConnection | None = None  # held for all of a request's reads
+        self._read_connection: Any = None  # held for all of a request's reads (PostgreSQL)
         self._read_lock = asyncio.Lock()
         self.clock: Clock = clock or SystemClock()
         self.dialect = sessions.kw["bind"].dialect.name if sessions.kw.get("bind") is not None else "sqlite"
@@ -105,8 +105,8 @@ class UnitOfWork:
     async def _release_read_connection(self) -> None:
         if self._read_connection is not None:
             async with self._read_lock:
-                await self._read_connection.close()
-                self._read_connection = None
+                connection, self._read_connection = self._read_connection, None
+                await reader_for(self._sessions.kw["bind"]).release(connection)
 
     async def close(self) -> None:
         await self._release_read_connection()

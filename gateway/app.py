@@ -16,9 +16,8 @@ from gateway.faces.rpc import face as rpc
 from gateway.graphql.view import graphql_handler
 from gateway.jobs import background_jobs
 from gateway.settings import Settings
-from gateway.state import CLOCK, ENGINE, REQUEST_ID, SESSIONS, SETTINGS, VERIFIED_KEYS
+from gateway.state import CLOCK, ENGINE, REQUEST_ID, SESSIONS, SETTINGS, VERIFIED_KEYS, new_request_id
 from persistence.db import create_engine, session_factory
-from persistence.ids import new_id
 
 log = logging.getLogger("accrual")
 
@@ -35,7 +34,7 @@ def _dialect_for(path: str) -> object | None:
 async def face_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Failures raised before a row's handler runs (unknown URL, wrong method, body too large) and any
     unexpected exception are answered in the shape of the face the path belongs to."""
-    request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_id()
+    request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_request_id()
     dialect = _dialect_for(request.path)
     try:
         response = await handler(request)

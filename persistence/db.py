@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -11,11 +12,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy import JSON, Engine, Executable, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -97,10 +98,11 @@ class Reader:
 
     On this kind of machine a round trip through aiosqlite's worker thread costs ~0.4 ms while a
     keyed SQLite read costs a few microseconds, so SQLite reads run on one sqlite3 connection in the
-    event loop's thread (WAL: readers never wait on the writer). PostgreSQL reads use the pool in
-    autocommit (no BEGIN/ROLLBACK round trips). A statement is compiled once (once per IN-list
-    length) and then sent straight to the driver, its columns converted by the same SQLAlchemy type
-    processors a Core execution would apply.
+    event loop's thread (WAL: readers never wait on the writer). PostgreSQL reads use an asyncpg pool
+    of their own in autocommit: no BEGIN/ROLLBACK round trips, and none of the SQLAlchemy pool's
+    checkout events and isolation-level resets, which cost a keyed read more than the driver's fetch.
+    A statement is compiled once (once per IN-list length) and then sent straight to the driver, its
+    columns converted by the same SQLAlchemy type processors a Core execution would apply.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -111,6 +113,7 @@ class Reader:
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
         self._raw_sqlite: sqlite3.Connection | None = None
+        self._pool: asyncio.Task[asyncpg.Pool] | None = None
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -125,7 +128,12 @@ class Reader:
 
             event.listen(engine.sync_engine, "engine_disposed", lambda _engine: self.close())
         else:
+            # Statements go the SQLAlchemy way while something listens for them (a statement counter).
             self._async = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            self._pool_size = engine.pool.size()  # type: ignore[attr-defined]
+            # AsyncEngine.dispose runs the sync dispose in a greenlet, so the listener may await.
+            event.listen(engine.sync_engine, "engine_disposed", lambda _engine: await_(self.aclose()))
 
     def close(self) -> None:
         if self._raw_sqlite is not None:
@@ -133,6 +141,26 @@ class Reader:
             self._raw_sqlite = None
         if self._sync is not None:
             self._sync.dispose()
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if not pool.done():
+            pool.cancel()
+            return
+        if pool.exception() is None:
+            try:
+                await asyncio.wait_for(pool.result().close(), 10)
+            except TimeoutError:  # a connection still checked out: close it under its holder
+                pool.result().terminate()
+
+    async def _read_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = asyncio.ensure_future(asyncpg.create_pool(
+                self._dsn, min_size=1, max_size=self._pool_size, init=_json_codecs(self._dialect),
+                reset=_nothing_to_reset))
+        return await asyncio.shield(self._pool)
 
     @property
     def own_engines(self) -> list[Engine]:
@@ -155,14 +183,17 @@ class Reader:
     def holds_connections(self) -> bool:
         return self._async is not None
 
-    async def connect(self) -> AsyncConnection | None:
+    async def connect(self) -> asyncpg.Connection | None:
         """A pooled autocommit connection a request may hold for all its reads (None on SQLite)."""
         if self._async is None:
             return None
-        return await self._async.connect()
+        return await (await self._read_pool()).acquire()
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        await (await self._read_pool()).release(connection)
 
     async def all(
-        self, statement: Executable, params: Mapping[str, Any] | None = None, connection: AsyncConnection | None = None
+        self, statement: Executable, params: Mapping[str, Any] | None = None, connection: asyncpg.Connection | None = None
     ) -> Sequence[Any]:
         params = params or {}
         prepared = self._prepare(statement)
@@ -178,25 +209,44 @@ class Reader:
                 _read_only(self._raw_sqlite)
             rows = self._raw_sqlite.execute(*prepared.bound(params)).fetchall()
             return prepared.rows(rows)
-        if connection is None:
-            async with self._async.connect() as own:  # type: ignore[union-attr]
-                return await self._all_on(own, statement, prepared, params)
-        return await self._all_on(connection, statement, prepared, params)
-
-    async def _all_on(self, connection: AsyncConnection, statement: Executable, prepared: _Prepared | None,
-                      params: Mapping[str, Any]) -> Sequence[Any]:
         if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
-            return (await connection.execute(statement, params)).all()
-        raw = await connection.get_raw_connection()
+            async with self._async.connect() as own:  # type: ignore[union-attr]
+                return (await own.execute(statement, params)).all()
+        if connection is None:
+            async with (await self._read_pool()).acquire() as own:
+                return await self._fetch(own, prepared, params)
+        return await self._fetch(connection, prepared, params)
+
+    @staticmethod
+    async def _fetch(connection: asyncpg.Connection, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:
         sql, arguments = prepared.bound(params)
         if prepared.custom_plan:
             # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL may
             # give it a generic plan. The unnamed statement is parsed afresh (one more round trip) and
             # so always planned for these arguments.
-            statement_ = await raw.driver_connection.prepare(sql, name=False)  # type: ignore[union-attr]
-            return prepared.rows(await statement_.fetch(*arguments))
-        records = await raw.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
-        return prepared.rows(records)
+            statement = await connection.prepare(sql, name=False)
+            return prepared.rows(await statement.fetch(*arguments))
+        return prepared.rows(await connection.fetch(sql, *arguments))
+
+
+async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
+    """A read connection changes no session state (no SET, LISTEN, advisory lock or cursor), so it goes
+    back to the pool as it is: asyncpg's default reset is one more round trip per request."""
+
+
+def _json_codecs(dialect: Any) -> Any:
+    """The JSON codecs SQLAlchemy's asyncpg dialect installs on its connections, for the read pool's:
+    the same values come back whichever pool a read took. The decoders take bytes as they come."""
+    loads = dialect._json_deserializer or json.loads
+
+    async def install(connection: asyncpg.Connection) -> None:
+        await connection.set_type_codec("json", encoder=str.encode, decoder=loads,
+                                        schema="pg_catalog", format="binary")
+        # PostgreSQL's binary jsonb starts with a version byte (1).
+        await connection.set_type_codec("jsonb", encoder=lambda value: b"\x01" + value.encode(),
+                                        decoder=lambda value: loads(value[1:]),
+                                        schema="pg_catalog", format="binary")
+    return install
 
 
 def _read_only(dbapi_connection: Any) -> None:
@@ -242,9 +292,11 @@ class _Prepared:
     @classmethod
     def of(cls, statement: Executable, dialect: Any) -> _Prepared | None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-        if not compiled.positiontup or (compiled._bind_processors and compiled.post_compile_params):
-            return None  # IN lists of converted values keep SQLAlchemy's path
         columns = compiled._result_columns
+        if compiled.positiontup is None or not columns:
+            return None  # a named paramstyle, or text() whose columns are not declared
+        if compiled._bind_processors and compiled.post_compile_params:
+            return None  # IN lists of converted values keep SQLAlchemy's path
         processors = [_result_processor(column.type, dialect) for column in columns]
         row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
         # Parameters the statement carries itself (SQLite renders LIMIT ? OFFSET ? with offset 0).

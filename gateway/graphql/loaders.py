@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import cached_property
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 
@@ -25,117 +27,27 @@ from persistence.tables import (
     SubscriptionPriceQuantity,
 )
 
-
-class CustomerByIdLoader(DataLoader[str, Customer | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Customer | None]:
-        found = await customers.customers_by_ids(self.uow, principal=self.principal, ids=keys)
-        return [found.get(key) for key in keys]
+V = TypeVar("V")
 
 
-class ChildrenByCustomerIdLoader(DataLoader[str, list[Customer]]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
+class BatchLoader(DataLoader[str, V], Generic[V]):
+    """Answers a batch of keys with one domain read returning a mapping by key; a key the mapping does
+    not hold answers `missing()` (None for a lookup, a fresh empty list for a one-to-many edge)."""
 
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Customer]]:
-        grouped = await customers.children_by_parent_ids(self.uow, principal=self.principal, parent_ids=keys)
-        return [grouped.get(key, []) for key in keys]
+    def __init__(self, read: Callable[[Sequence[str]], Awaitable[Mapping[str, Any]]],
+                 missing: Callable[[], V]) -> None:
+        # Given the loop, DataLoader skips asyncio.get_event_loop(), half its construction cost.
+        super().__init__(loop=asyncio.get_running_loop())
+        self._read, self._missing = read, missing
 
-
-class ItemByIdLoader(DataLoader[str, Item | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Item | None]:
-        found = await items.items_by_ids(self.uow, principal=self.principal, ids=keys)
-        return [found.get(key) for key in keys]
+    async def batch_load_fn(self, keys: Sequence[str]) -> list[V]:
+        found = await self._read(keys)
+        missing = self._missing
+        return [found[key] if key in found else missing() for key in keys]
 
 
-class MetricByIdLoader(DataLoader[str, BillableMetric | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[BillableMetric | None]:
-        found = await metrics.metrics_by_ids(self.uow, principal=self.principal, ids=keys)
-        return [found.get(key) for key in keys]
-
-
-class PricesByPlanIdLoader(DataLoader[str, list[Price]]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[Price]]:
-        grouped = await prices.prices_by_plan_ids(self.uow, principal=self.principal, plan_ids=keys)
-        return [grouped.get(key, []) for key in keys]
-
-
-class PlanByIdLoader(DataLoader[str, Plan | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Plan | None]:
-        found = await plans.plans_by_ids(self.uow, principal=self.principal, ids=list(keys))
-        return [found.get(key) for key in keys]
-
-
-class PlanChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPlanChange]]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[SubscriptionPlanChange]]:
-        grouped = await schedule.plan_changes_by_subscription_ids(self.uow, principal=self.principal,
-                                                                  subscription_ids=keys)
-        return [grouped.get(key, []) for key in keys]
-
-
-class QuantityChangesBySubscriptionIdLoader(DataLoader[str, list[SubscriptionPriceQuantity]]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[SubscriptionPriceQuantity]]:
-        grouped = await schedule.quantity_changes_by_subscription_ids(self.uow, principal=self.principal,
-                                                                      subscription_ids=keys)
-        return [grouped.get(key, []) for key in keys]
-
-
-class PriceByIdLoader(DataLoader[str, Price | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Price | None]:
-        found = await prices.prices_by_ids(self.uow, principal=self.principal, ids=list(keys))
-        return [found.get(key) for key in keys]
-
-
-class SubscriptionByIdLoader(DataLoader[str, Subscription | None]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[Subscription | None]:
-        found = await subscriptions.subscriptions_by_ids(self.uow, principal=self.principal, ids=list(keys))
-        return [found.get(key) for key in keys]
-
-
-class LineItemsByInvoiceIdLoader(DataLoader[str, list[InvoiceLineItem]]):
-    def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
-        super().__init__()
-        self.uow, self.principal = uow, principal
-
-    async def batch_load_fn(self, keys: Sequence[str]) -> list[list[InvoiceLineItem]]:
-        grouped = await invoices.line_items_by_invoice_ids(self.uow, principal=self.principal, ids=list(keys))
-        return [grouped.get(key, []) for key in keys]
+def _none() -> None:
+    return None
 
 
 class Loaders:
@@ -144,49 +56,59 @@ class Loaders:
     def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
         self.uow, self.principal = uow, principal
 
-    @cached_property
-    def customer_by_id(self) -> CustomerByIdLoader:
-        return CustomerByIdLoader(self.uow, self.principal)
+    def _one(self, read: Callable[..., Awaitable[Mapping[str, Any]]], keyword: str) -> BatchLoader[Any]:
+        """A loader of rows by id: `read(uow, principal=..., <keyword>=keys)` maps id -> row."""
+        uow, principal = self.uow, self.principal
+        return BatchLoader(lambda keys: read(uow, principal=principal, **{keyword: list(keys)}), _none)
+
+    def _many(self, read: Callable[..., Awaitable[Mapping[str, Any]]], keyword: str) -> BatchLoader[Any]:
+        """A loader of the rows under each key (an empty list when none): `read` groups them by key."""
+        uow, principal = self.uow, self.principal
+        return BatchLoader(lambda keys: read(uow, principal=principal, **{keyword: list(keys)}), list)
 
     @cached_property
-    def children_by_customer_id(self) -> ChildrenByCustomerIdLoader:
-        return ChildrenByCustomerIdLoader(self.uow, self.principal)
+    def customer_by_id(self) -> BatchLoader[Customer | None]:
+        return self._one(customers.customers_by_ids, "ids")
 
     @cached_property
-    def item_by_id(self) -> ItemByIdLoader:
-        return ItemByIdLoader(self.uow, self.principal)
+    def children_by_customer_id(self) -> BatchLoader[list[Customer]]:
+        return self._many(customers.children_by_parent_ids, "parent_ids")
 
     @cached_property
-    def metric_by_id(self) -> MetricByIdLoader:
-        return MetricByIdLoader(self.uow, self.principal)
+    def item_by_id(self) -> BatchLoader[Item | None]:
+        return self._one(items.items_by_ids, "ids")
 
     @cached_property
-    def prices_by_plan_id(self) -> PricesByPlanIdLoader:
-        return PricesByPlanIdLoader(self.uow, self.principal)
+    def metric_by_id(self) -> BatchLoader[BillableMetric | None]:
+        return self._one(metrics.metrics_by_ids, "ids")
 
     @cached_property
-    def plan_by_id(self) -> PlanByIdLoader:
-        return PlanByIdLoader(self.uow, self.principal)
+    def prices_by_plan_id(self) -> BatchLoader[list[Price]]:
+        return self._many(prices.prices_by_plan_ids, "plan_ids")
 
     @cached_property
-    def plan_changes_by_subscription_id(self) -> PlanChangesBySubscriptionIdLoader:
-        return PlanChangesBySubscriptionIdLoader(self.uow, self.principal)
+    def plan_by_id(self) -> BatchLoader[Plan | None]:
+        return self._one(plans.plans_by_ids, "ids")
 
     @cached_property
-    def quantity_changes_by_subscription_id(self) -> QuantityChangesBySubscriptionIdLoader:
-        return QuantityChangesBySubscriptionIdLoader(self.uow, self.principal)
+    def plan_changes_by_subscription_id(self) -> BatchLoader[list[SubscriptionPlanChange]]:
+        return self._many(schedule.plan_changes_by_subscription_ids, "subscription_ids")
 
     @cached_property
-    def price_by_id(self) -> PriceByIdLoader:
-        return PriceByIdLoader(self.uow, self.principal)
+    def quantity_changes_by_subscription_id(self) -> BatchLoader[list[SubscriptionPriceQuantity]]:
+        return self._many(schedule.quantity_changes_by_subscription_ids, "subscription_ids")
 
     @cached_property
-    def subscription_by_id(self) -> SubscriptionByIdLoader:
-        return SubscriptionByIdLoader(self.uow, self.principal)
+    def price_by_id(self) -> BatchLoader[Price | None]:
+        return self._one(prices.prices_by_ids, "ids")
 
     @cached_property
-    def line_items_by_invoice_id(self) -> LineItemsByInvoiceIdLoader:
-        return LineItemsByInvoiceIdLoader(self.uow, self.principal)
+    def subscription_by_id(self) -> BatchLoader[Subscription | None]:
+        return self._one(subscriptions.subscriptions_by_ids, "ids")
+
+    @cached_property
+    def line_items_by_invoice_id(self) -> BatchLoader[list[InvoiceLineItem]]:
+        return self._many(invoices.line_items_by_invoice_ids, "ids")
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a list already fetched need no second trip when an edge points back at them."""

@@ -418,15 +418,17 @@ class CustomerQueries:
         ctx = info.context
         statuses = _statuses(status)
         limit, after_id = page_arguments(first, after, maximum=ctx.max_page_size)
-        page = await customers.list_customers(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id,
-                                              statuses=statuses, maximum=ctx.max_page_size)
-        ctx.loaders.prime_customers(page.items)
-        if page.items and _page_selects_children(info):
-            # The page's children in one read now: each row's edge then finds them loaded, instead of
-            # a dataloader future per customer gathered after the page is rendered.
-            grouped = await customers.children_by_parent_ids(ctx.uow, principal=ctx.principal,
-                                                             parent_ids=[row.id for row in page.items])
+        if _page_selects_children(info):
+            # The page's children come with it: each row's edge then finds them loaded, instead of a
+            # dataloader future per customer gathered after the page is rendered.
+            page, grouped = await customers.list_customers_with_children(
+                ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id, statuses=statuses,
+                maximum=ctx.max_page_size)
             ctx.loaders.prime_children(page.items, grouped)
+        else:
+            page = await customers.list_customers(ctx.uow, principal=ctx.principal, limit=limit, after_id=after_id,
+                                                  statuses=statuses, maximum=ctx.max_page_size)
+        ctx.loaders.prime_customers(page.items)
         return CustomerConnection(nodes=page.items, page_info=PageInfo.of(page), statuses=statuses)  # type: ignore[arg-type]
 
     @strawberry.field(description="The custom fields customer profiles of this organisation may carry.")

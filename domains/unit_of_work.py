@@ -106,7 +106,7 @@ class UnitOfWork:
         if self._read_connection is not None:
             async with self._read_lock:
                 connection, self._read_connection = self._read_connection, None
-                await reader_for(self._sessions.kw["bind"]).release(connection)
+                reader_for(self._sessions.kw["bind"]).release(connection)
 
     async def close(self) -> None:
         await self._release_read_connection()

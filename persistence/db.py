@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_
 
 from persistence import sqlite_functions
+from persistence.read_pool import ReadPool
 from persistence.types import JSONDocument, Money, UTCDateTime, instant_from_text
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///accrual.db"
@@ -113,7 +113,7 @@ class Reader:
         self._async: AsyncEngine | None = None
         self._sync: Engine | None = None
         self._raw_sqlite: sqlite3.Connection | None = None
-        self._pool: asyncio.Task[asyncpg.Pool] | None = None
+        self._pool: ReadPool | None = None
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -144,23 +144,13 @@ class Reader:
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if not pool.done():
-            pool.cancel()
-            return
-        if pool.exception() is None:
-            try:
-                await asyncio.wait_for(pool.result().close(), 10)
-            except TimeoutError:  # a connection still checked out: close it under its holder
-                pool.result().terminate()
+        if pool is not None:
+            await pool.close()
 
-    async def _read_pool(self) -> asyncpg.Pool:
+    def _read_pool(self) -> ReadPool:
         if self._pool is None:
-            self._pool = asyncio.ensure_future(asyncpg.create_pool(
-                self._dsn, min_size=1, max_size=self._pool_size, init=_json_codecs(self._dialect),
-                reset=_nothing_to_reset))
-        return await asyncio.shield(self._pool)
+            self._pool = ReadPool(self._dsn, self._pool_size, _json_codecs(self._dialect))
+        return self._pool
 
     @property
     def own_engines(self) -> list[Engine]:
@@ -187,10 +177,10 @@ class Reader:
         """A pooled autocommit connection a request may hold for all its reads (None on SQLite)."""
         if self._async is None:
             return None
-        return await (await self._read_pool()).acquire()
+        return await self._read_pool().acquire()
 
-    async def release(self, connection: asyncpg.Connection) -> None:
-        await (await self._read_pool()).release(connection)
+    def release(self, connection: asyncpg.Connection) -> None:
+        self._read_pool().release(connection)
 
     async def all(
         self, statement: Executable, params: Mapping[str, Any] | None = None, connection: asyncpg.Connection | None = None
@@ -212,26 +202,31 @@ class Reader:
         if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
             async with self._async.connect() as own:  # type: ignore[union-attr]
                 return (await own.execute(statement, params)).all()
-        if connection is None:
-            async with (await self._read_pool()).acquire() as own:
-                return await self._fetch(own, prepared, params)
-        return await self._fetch(connection, prepared, params)
+        if connection is not None:
+            return await self._fetch(connection, prepared, params)
+        pool = self._read_pool()
+        own = await pool.acquire()
+        try:
+            return await self._fetch(own, prepared, params)
+        finally:
+            pool.release(own)
 
     @staticmethod
     async def _fetch(connection: asyncpg.Connection, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:
         sql, arguments = prepared.bound(params)
-        if prepared.custom_plan:
-            # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL may
-            # give it a generic plan. The unnamed statement is parsed afresh (one more round trip) and
-            # so always planned for these arguments.
-            statement = await connection.prepare(sql, name=False)
-            return prepared.rows(await statement.fetch(*arguments))
-        return prepared.rows(await connection.fetch(sql, *arguments))
-
-
-async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
-    """A read connection changes no session state (no SET, LISTEN, advisory lock or cursor), so it goes
-    back to the pool as it is: asyncpg's default reset is one more round trip per request."""
+        try:
+            if prepared.custom_plan:
+                # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL
+                # may give it a generic plan. The unnamed statement is parsed afresh (one more round
+                # trip) and so always planned for these arguments.
+                statement = await connection.prepare(sql, name=False)
+                return prepared.rows(await statement.fetch(*arguments))
+            return prepared.rows(await connection.fetch(sql, *arguments))
+        except asyncpg.PostgresError:
+            raise  # the statement failed; the connection is as good as before
+        except BaseException:
+            connection.terminate()  # lost, or cancelled mid-query: the pool drops it on release
+            raise
 
 
 def _json_codecs(dialect: Any) -> Any:

@@ -127,23 +127,34 @@ async def get_customer(uow: UnitOfWork, *, principal: Principal, customer_id: st
 
 @cache
 def _family_statement(*, reseller: bool) -> Any:
-    """One customer and its children in one statement (each half on its own index)."""
+    """One customer, its children and its parent in one statement (each part on its own index)."""
+    parent_id = _read_statement(key="id", reseller=reseller).with_only_columns(Customer.parent_id).scalar_subquery()
+    parent = select(*_READ_COLUMNS).where(Customer.org_id == bindparam("org_id"), Customer.id == parent_id)
+    if reseller:
+        parent = parent.where(Customer.reseller_id == bindparam("reseller_id"))
     return union_all(_read_statement(key="id", reseller=reseller),
-                     _read_statement(key="parent_id", reseller=reseller).order_by(None))
+                     _read_statement(key="parent_id", reseller=reseller).order_by(None), parent)
 
 
-async def get_customer_with_children(
-    uow: UnitOfWork, *, principal: Principal, customer_id: str
-) -> tuple[Customer, list[Customer]]:
-    """The customer (or NotFound) and its children, oldest first: what every face shows of one customer,
+@dataclass(frozen=True)
+class Family:
+    customer: Customer
+    parent: Customer | None
+    children: list[Customer]  # oldest first
+
+
+async def get_customer_family(uow: UnitOfWork, *, principal: Principal, customer_id: str) -> Family:
+    """The customer (or NotFound), its parent and its children: what every face shows of one customer,
     for the price of one read."""
     rows = await uow.rows(_family_statement(reseller=principal.reseller_id is not None),
                           _scope(principal, key=customer_id))
     customer = next((row for row in rows if row.id == customer_id), None)
     if customer is None:
         raise NotFound(f"customer {customer_id!r} was not found", field="customer_id")
-    children = sorted((row for row in rows if row.id != customer_id), key=lambda row: row.id)
-    return customer, children  # type: ignore[return-value]
+    # A hierarchy is one level deep: the parent is never a child, the customer never its own parent.
+    parent = next((row for row in rows if row.id == customer.parent_id), None) if customer.parent_id else None
+    children = sorted((row for row in rows if row.parent_id == customer_id), key=lambda row: row.id)
+    return Family(customer, parent, children)  # type: ignore[arg-type]
 
 
 async def _customer_for_update(uow: UnitOfWork, principal: Principal, **where: str) -> Customer:

@@ -395,10 +395,13 @@ class CustomerQueries:
     @strawberry.field(description="A customer by id.")
     async def customer(self, info: Resolve, id: strawberry.ID) -> CustomerType:
         ctx = info.context
-        # Children come with the customer (Orb's customer object always shows them): no second trip.
-        customer, children = await customers.get_customer_with_children(ctx.uow, principal=ctx.principal, customer_id=id)
-        ctx.loaders.children_by_customer_id.prime(customer.id, children)
-        return customer  # type: ignore[return-value]
+        # Parent and children come with the customer (Orb's customer object always shows its hierarchy):
+        # no second trip.
+        family = await customers.get_customer_family(ctx.uow, principal=ctx.principal, customer_id=id)
+        ctx.loaders.children_by_customer_id.prime(family.customer.id, family.children)
+        if family.parent is not None:
+            ctx.loaders.customer_by_id.prime(family.parent.id, family.parent)
+        return family.customer  # type: ignore[return-value]
 
     @strawberry.field(description="A customer by the caller's own id for it.")
     async def customer_by_external_id(self, info: Resolve, external_customer_id: str) -> CustomerType:

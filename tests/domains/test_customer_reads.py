@@ -1,4 +1,5 @@
-"""One customer with its children in one read: the pieces every face shows of a customer."""
+"""One customer with its parent and children in one read, a page with its children in one read: the pieces
+every face shows of customers."""
 
 from __future__ import annotations
 
@@ -15,27 +16,28 @@ async def _create(uow, tenant, name: str, parent_id: str | None = None):
     return await customers.create_customer(uow, principal=tenant.principal, fields=fields)
 
 
-async def test_customer_comes_with_its_children_oldest_first(uow, tenant, other_tenant):
+async def test_customer_comes_with_its_parent_and_children_oldest_first(uow, tenant, other_tenant):
     parent = await _create(uow, tenant, "Parent")
     first = await _create(uow, tenant, "First", parent.id)
     second = await _create(uow, tenant, "Second", parent.id)
     await _create(uow, tenant, "Unrelated")
     await _create(uow, other_tenant, "Foreign")
 
-    customer, children = await customers.get_customer_with_children(uow, principal=tenant.principal, customer_id=parent.id)
-    assert customer.id == parent.id and customer.name == "Parent"
-    assert [child.id for child in children] == [first.id, second.id]
-    assert children[0].parent_id == parent.id and children[0].created_at == first.created_at
+    family = await customers.get_customer_family(uow, principal=tenant.principal, customer_id=parent.id)
+    assert family.customer.id == parent.id and family.customer.name == "Parent" and family.parent is None
+    assert [child.id for child in family.children] == [first.id, second.id]
+    assert family.children[0].parent_id == parent.id and family.children[0].created_at == first.created_at
 
-    customer, children = await customers.get_customer_with_children(uow, principal=tenant.principal, customer_id=first.id)
-    assert customer.id == first.id and customer.parent_id == parent.id and children == []
+    family = await customers.get_customer_family(uow, principal=tenant.principal, customer_id=first.id)
+    assert family.customer.id == first.id and family.customer.parent_id == parent.id and family.children == []
+    assert family.parent is not None and (family.parent.id, family.parent.name) == (parent.id, "Parent")
 
 
 async def test_another_tenant_s_customer_is_not_found(uow, tenant, other_tenant):
     parent = await _create(uow, tenant, "Parent")
     await _create(uow, tenant, "Child", parent.id)
     with pytest.raises(NotFound):
-        await customers.get_customer_with_children(uow, principal=other_tenant.principal, customer_id=parent.id)
+        await customers.get_customer_family(uow, principal=other_tenant.principal, customer_id=parent.id)
 
 
 async def test_page_comes_with_its_rows_children_as_list_and_children_reads_give_them(uow, tenant, other_tenant):

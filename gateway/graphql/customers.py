@@ -398,9 +398,9 @@ class CustomerQueries:
         # Parent and children come with the customer (Orb's customer object always shows its hierarchy):
         # no second trip.
         family = await customers.get_customer_family(ctx.uow, principal=ctx.principal, customer_id=id)
-        ctx.loaders.children_by_customer_id.prime(family.customer.id, family.children)
+        ctx.loaders.prime_children([family.customer], {family.customer.id: family.children})
         if family.parent is not None:
-            ctx.loaders.customer_by_id.prime(family.parent.id, family.parent)
+            ctx.loaders.prime_customers([family.parent])
         return family.customer  # type: ignore[return-value]
 
     @strawberry.field(description="A customer by the caller's own id for it.")

@@ -55,6 +55,10 @@ class Loaders:
 
     def __init__(self, uow: UnitOfWork, principal: Principal) -> None:
         self.uow, self.principal = uow, principal
+        # Customers and children a read already brought, handed to their loader if one is ever made:
+        # a keyed GET that shows no edge then builds no loader just to prime it.
+        self._known_customers: dict[str, Customer] = {}
+        self._known_children: dict[str, list[Customer]] = {}
 
     def _one(self, read: Callable[..., Awaitable[Mapping[str, Any]]], keyword: str) -> BatchLoader[Any]:
         """A loader of rows by id: `read(uow, principal=..., <keyword>=keys)` maps id -> row."""
@@ -68,11 +72,17 @@ class Loaders:
 
     @cached_property
     def customer_by_id(self) -> BatchLoader[Customer | None]:
-        return self._one(customers.customers_by_ids, "ids")
+        loader = self._one(customers.customers_by_ids, "ids")
+        for key, row in self._known_customers.items():
+            loader.prime(key, row)
+        return loader
 
     @cached_property
     def children_by_customer_id(self) -> BatchLoader[list[Customer]]:
-        return self._many(customers.children_by_parent_ids, "parent_ids")
+        loader = self._many(customers.children_by_parent_ids, "parent_ids")
+        for key, rows in self._known_children.items():
+            loader.prime(key, rows)
+        return loader
 
     @cached_property
     def item_by_id(self) -> BatchLoader[Item | None]:
@@ -111,12 +121,18 @@ class Loaders:
         return self._many(invoices.line_items_by_invoice_ids, "ids")
 
     def prime_customers(self, rows: Sequence[Customer]) -> None:
-        """Rows a list already fetched need no second trip when an edge points back at them."""
+        """Rows a read already fetched need no second trip when an edge points back at them."""
+        loader = self.__dict__.get("customer_by_id")
         for row in rows:
-            self.customer_by_id.prime(row.id, row)
+            self._known_customers[row.id] = row
+            if loader is not None:
+                loader.prime(row.id, row)
 
     def prime_children(self, parents: Sequence[Customer], grouped: Mapping[str, list[Customer]]) -> None:
-        """Children a list read for its page (none is an answer too: an empty list)."""
-        loader = self.children_by_customer_id
+        """Children a read already fetched for these parents (none is an answer too: an empty list)."""
+        loader = self.__dict__.get("children_by_customer_id")
         for parent in parents:
-            loader.prime(parent.id, grouped.get(parent.id, []))
+            children = grouped.get(parent.id, [])
+            self._known_children[parent.id] = children
+            if loader is not None:
+                loader.prime(parent.id, children)

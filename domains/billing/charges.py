@@ -12,6 +12,8 @@ Prices whose cadence is longer than the billing period (an annual fee on a month
 the invoice of the billing period holding the start of what they cover (fixed) or its end (usage),
 so an annual fee bills once a year and a quarterly usage price prices the quarter's usage once.
 A ``one_time`` fee bills on the invoice of the period where its plan phase starts, never prorated.
+A phased plan (``catalog.plan_phases``) bills each price only over its own phase: a phase boundary
+cuts the period like a plan change does (fixed fees prorated by day, usage per phase in arrears).
 A free trial (``subscriptions.trial_end_date``) bills no fixed fee before its end: a period it cuts
 bills the fee for the days after it, prorated like a mid-period start; a one-time fee whose phase
 starts in the trial is not billed. Usage is billed as usual.
@@ -132,7 +134,7 @@ async def period_charges(
         if end <= phase.start or Period(phase.start, end).intersection(period) is None:
             continue
         active = Period(phase.start, end)
-        for price in grouped[phase.plan_id]:
+        for price in schedule.phase_prices(grouped, phase):
             if price.billable_metric_id is not None:
                 charges.extend(await _usage_charges(uow, principal, catalog, subscription, price, active, period))
                 continue

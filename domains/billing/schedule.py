@@ -21,7 +21,7 @@ rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_qu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
@@ -91,6 +91,17 @@ def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChang
         order = change.plan_phase_order
     entries.append(ScheduledPlan(key, plan_id, start, end, made, order))
     return entries
+
+
+def _by_plan(entries: list[ScheduledPlan]) -> list[ScheduledPlan]:
+    """The entries with a phased plan's phase transitions (same plan) merged: Orb's schedule lists plans."""
+    merged: list[ScheduledPlan] = []
+    for entry in entries:
+        if merged and merged[-1].plan_id == entry.plan_id:
+            merged[-1] = replace(merged[-1], end_date=entry.end_date)
+        else:
+            merged.append(entry)
+    return merged
 
 
 def _phased(entries: Iterable[ScheduledPlan], plan_phases: PhaseDefinitions | None) -> list[tuple[ScheduledPlan, PlanPhase]]:
@@ -183,7 +194,7 @@ async def list_schedule(
     """The subscription's schedule (Orb's GET /subscriptions/{id}/schedule), oldest phase first."""
     limit = page_size(limit)
     subscription = await subscriptions.get_subscription(uow, principal=principal, subscription_id=subscription_id)
-    entries = _entries(subscription, await _changes(uow, principal, subscription.id))
+    entries = _by_plan(_entries(subscription, await _changes(uow, principal, subscription.id)))
     if after_id is not None:
         keys = [entry.id for entry in entries]
         # A cursor past a phase a later change removed restarts nowhere rather than repeating phases.

@@ -100,7 +100,7 @@ class SubscriptionType:
                                   "plan change is the last, future phase.")
     @staticmethod
     async def schedule(root: SubscriptionRow, info: Resolve) -> list[PlanPhaseType]:
-        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end)
+        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end, plan_phase_order=p.phase_order)
                 for p in await _phases(root, info)]
 
     @strawberry.field(description="Start of the billing period holding now (null unless active).")
@@ -287,11 +287,14 @@ class PriceIntervalType:
                    price_row=interval.price)
 
 
-@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")
+@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan (on a phased plan, "
+                                               "in one of its phases).")
 class PlanPhaseType:
     plan_id: strawberry.Private[str]
     start_date: datetime
     end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    plan_phase_order: int | None = strawberry.field(default=None, description="The phased plan's phase in "
+                                                                              "effect; null: the plan has none.")
 
     @strawberry.field
     async def plan(self, info: Resolve) -> PlanRef:

@@ -145,6 +145,10 @@ async def test_trigger_phase_over_graphql_and_json_rpc_and_refusals(client, tena
     assert rpc["error"]["data"]["field"] == "effective_date", rpc  # before the phase in effect now began
     rpc = await _rpc(client, key, "subscriptions.trigger_phase", {"id": sub["id"]})
     assert rpc["result"]["active_plan_phase_order"] == 3, rpc
+    graph = await _graphql(client, key, "query($id: ID!) { subscription(id: $id) { schedule { planPhaseOrder "
+                                        "startDate } } }", {"id": sub["id"]})
+    phases = graph["data"]["subscription"]["schedule"]
+    assert [p["planPhaseOrder"] for p in phases] == [1, 2, 3] and phases[1]["startDate"] == "2024-02-01T00:00:00Z"
     # Started in the last phase (initial_phase_order): nothing to trigger; a plain plan has no phases.
     last = await _subscription(client, key, plan["id"], initial_phase_order=3)
     assert last["active_plan_phase_order"] == 3

@@ -176,7 +176,7 @@ async def test_trigger_shifts_later_phases_and_refuses_the_past_and_plain_plans(
     p = tenant.principal
     plan = await _phased_plan(unit, p, THREE_PHASES)
     sub = await make_subscription(unit, p, plan, at(2031, 1, 1))
-    sub_id = sub.id  # a refused change rolls back and expires the session's rows: keep the id
+    sub_id, plan_id = sub.id, plan.id  # a refused change rolls back and expires the session's rows: keep the ids
     # Phase 2 early on Jan 20: it lasts a month from there (to Feb 20), phase 3 follows.
     unit.clock.advance(at(2031, 1, 20) - unit.clock.now())
     await phases.trigger_phase(unit, principal=p, subscription_id=sub_id, fields={"effective_date": "2031-01-20"})
@@ -198,6 +198,9 @@ async def test_trigger_shifts_later_phases_and_refuses_the_past_and_plain_plans(
     assert moved.updated_at == at(2031, 2, 10)
     assert await _phases(unit, p, sub_id) == [
         (1, at(2031, 1, 1), at(2031, 1, 20)), (2, at(2031, 1, 20), at(2031, 2, 5)), (3, at(2031, 2, 5), None)]
+    # Orb's schedule lists plans: the phase transitions do not split the plan's entry.
+    listed = (await schedule.list_schedule(unit, principal=p, subscription_id=sub_id)).items
+    assert [(e.plan_id, e.start_date, e.end_date) for e in listed] == [(plan_id, at(2031, 1, 1), None)]
     for fields, field in [({"effective_date": "soon"}, "effective_date"), ({"phase": 2}, "phase"),
                           ({"allow_invoice_credit_or_void": "yes"}, "allow_invoice_credit_or_void"),
                           ({"effective_date": "2030-12-01"}, "effective_date")]:

@@ -12,6 +12,8 @@ Prices whose cadence is longer than the billing period (an annual fee on a month
 the invoice of the billing period holding the start of what they cover (fixed) or its end (usage),
 so an annual fee bills once a year and a quarterly usage price prices the quarter's usage once.
 A ``one_time`` fee bills on the invoice of the period where its plan phase starts, never prorated.
+A phased plan (``catalog.plan_phases``) bills each price only over its own phase: a phase boundary
+cuts the period like a plan change does (fixed fees prorated by day, usage per phase in arrears).
 A free trial (``subscriptions.trial_end_date``) bills no fixed fee before its end: a period it cuts
 bills the fee for the days after it, prorated like a mid-period start; a one-time fee whose phase
 starts in the trial is not billed. Usage is billed as usual.
@@ -31,6 +33,7 @@ from domains.billing import schedule
 from domains.billing.periods import Period, billing_period_for, covered_periods, period_boundary, prorate
 from domains.billing.subscriptions import billing_cadence
 from domains.catalog import prices as price_service
+from domains.catalog.plan_phases import PhaseDefinition
 from domains.catalog.pricing import amount_for
 from domains.currencies import minor_unit_places
 from domains.errors import ConstraintViolation
@@ -57,13 +60,27 @@ class Charge:
 
 
 class Catalog:
-    """The plans' prices and the metrics' definitions, read once per organisation and kept for a run
-    over many subscriptions (a period close): neither changes once created (prices have no update;
-    a metric's SQL is immutable), so re-reading them per subscription would only add round trips."""
+    """The plans' prices and phases and the metrics' definitions, read once per organisation and kept for
+    a run over many subscriptions (a period close): none changes once created (prices and plan phases
+    have no update; a metric's SQL is immutable), so re-reading them per subscription would only add
+    round trips."""
 
     def __init__(self) -> None:
         self._prices: dict[tuple[str, str], list[Price]] = {}
         self._definitions: dict[tuple[str, str], MetricDefinition] = {}
+        self._phases: dict[tuple[str, str], list[PhaseDefinition]] = {}
+
+    async def phase_definitions(self, uow: UnitOfWork, principal: Principal,
+                                plan_ids: Iterable[str]) -> dict[str, list[PhaseDefinition]]:
+        """The phases of the phased plans among ``plan_ids`` (a plan without phases is left out)."""
+        wanted = list(dict.fromkeys(plan_ids))
+        missing = [plan_id for plan_id in wanted if (principal.org_id, plan_id) not in self._phases]
+        if missing:
+            found = await schedule.phase_definitions(uow, principal, missing)
+            for plan_id in missing:
+                self._phases[principal.org_id, plan_id] = found.get(plan_id, [])
+        return {plan_id: self._phases[principal.org_id, plan_id] for plan_id in wanted
+                if self._phases[principal.org_id, plan_id]}
 
     async def prices_by_plan_ids(self, uow: UnitOfWork, principal: Principal,
                                  plan_ids: Iterable[str]) -> dict[str, list[Price]]:
@@ -120,7 +137,10 @@ async def period_charges(
     the draft's running amounts. ``catalog`` keeps prices and metrics across calls (see Catalog).
     """
     catalog = catalog or Catalog()
-    phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
+    plan_changes = (await schedule.plan_changes_by_subscription_ids(
+        uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
+    defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, plan_changes))
+    phases = schedule.phases_of(subscription, plan_changes, defined)
     grouped = await catalog.prices_by_plan_ids(uow, principal, (p.plan_id for p in phases))
     changes = await schedule.quantity_changes_by_subscription_ids(
         uow, principal=principal, subscription_ids=[subscription.id])
@@ -132,7 +152,7 @@ async def period_charges(
         if end <= phase.start or Period(phase.start, end).intersection(period) is None:
             continue
         active = Period(phase.start, end)
-        for price in grouped[phase.plan_id]:
+        for price in schedule.phase_prices(grouped, phase):
             if price.billable_metric_id is not None:
                 charges.extend(await _usage_charges(uow, principal, catalog, subscription, price, active, period))
                 continue

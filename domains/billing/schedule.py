@@ -21,7 +21,7 @@ rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_qu
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
@@ -31,7 +31,8 @@ from sqlalchemy import delete, or_, select
 from domains.amounts import bounded
 from domains.billing import subscriptions
 from domains.billing.periods import Period, billing_period_for
-from domains.catalog import prices
+from domains.catalog import plans, prices
+from domains.catalog.plan_phases import PhaseDefinition, definitions, in_phase, spans
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
@@ -49,6 +50,10 @@ class PlanPhase:
     plan_id: str
     start: datetime
     end: datetime | None   # None = open-ended
+    phase_order: int | None = None  # the plan's phase (Orb's plan_phases) in effect; None: the plan has none
+
+
+PhaseDefinitions = Mapping[str, Sequence[PhaseDefinition]]  # a phased plan's phases, by plan id
 
 
 @dataclass(frozen=True)
@@ -62,40 +67,95 @@ class ScheduledPlan:
     start_date: datetime
     end_date: datetime | None
     created_at: datetime
+    phase_order: int | None = None  # a phase transition (trigger_phase): the plan's phase it starts in
 
 
 def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[ScheduledPlan]:
     """The phases tiling [start_date, end_date), in order: changes at or after the end are cut off,
     a change at the start replaces the starting plan, and a change to the plan already in effect
-    does not split a phase."""
+    does not split a phase (unless it is a phase transition, which names the plan's phase)."""
     end = subscription.end_date
     entries: list[ScheduledPlan] = []
     key, plan_id, start, made = subscription.id, subscription.plan_id, subscription.start_date, subscription.created_at
+    order: int | None = None
     for change in sorted(changes, key=lambda c: c.effective_date):
         if end is not None and change.effective_date >= end:
             break
         if change.effective_date <= start:
-            key, plan_id, made = change.id, change.plan_id, change.created_at
+            key, plan_id, made, order = change.id, change.plan_id, change.created_at, change.plan_phase_order
             continue
-        if change.plan_id == plan_id:
+        if change.plan_id == plan_id and change.plan_phase_order is None:
             continue
-        entries.append(ScheduledPlan(key, plan_id, start, change.effective_date, made))
+        entries.append(ScheduledPlan(key, plan_id, start, change.effective_date, made, order))
         key, plan_id, start, made = change.id, change.plan_id, change.effective_date, change.created_at
-    entries.append(ScheduledPlan(key, plan_id, start, end, made))
+        order = change.plan_phase_order
+    entries.append(ScheduledPlan(key, plan_id, start, end, made, order))
     return entries
 
 
-def phases_of(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[PlanPhase]:
-    """Pure: the plan phases of a subscription given its plan change rows."""
-    return [PlanPhase(e.plan_id, e.start_date, e.end_date) for e in _entries(subscription, changes)]
+def _by_plan(entries: list[ScheduledPlan]) -> list[ScheduledPlan]:
+    """The entries with a phased plan's phase transitions (same plan) merged: Orb's schedule lists plans."""
+    merged: list[ScheduledPlan] = []
+    for entry in entries:
+        if merged and merged[-1].plan_id == entry.plan_id:
+            merged[-1] = replace(merged[-1], end_date=entry.end_date)
+        else:
+            merged.append(entry)
+    return merged
+
+
+def _phased(entries: Iterable[ScheduledPlan], plan_phases: PhaseDefinitions | None) -> list[tuple[ScheduledPlan, PlanPhase]]:
+    """Each schedule entry cut into the phases of its plan (one phase for a plan without phases)."""
+    result = []
+    for entry in entries:
+        defined = (plan_phases or {}).get(entry.plan_id)
+        if not defined:
+            result.append((entry, PlanPhase(entry.plan_id, entry.start_date, entry.end_date)))
+            continue
+        for span in spans(defined, entry.start_date, entry.end_date, entry.phase_order or 1):
+            result.append((entry, PlanPhase(entry.plan_id, span.start, span.end, span.order)))
+    return result
+
+
+def phases_of(subscription: Subscription, changes: Iterable[SubscriptionPlanChange],
+              plan_phases: PhaseDefinitions | None = None) -> list[PlanPhase]:
+    """Pure: the plan phases of a subscription given its plan change rows and the phased plans' phases
+    (``plan_phases``, by plan id): a phased plan's span is cut at its phases' boundaries."""
+    return [phase for _, phase in _phased(_entries(subscription, changes), plan_phases)]
+
+
+def phase_at(phases: Sequence[PlanPhase], now: datetime) -> PlanPhase:
+    """The phase holding now; the first before the start, the last after the end."""
+    for phase in phases:
+        if phase.start <= now and (phase.end is None or now < phase.end):
+            return phase
+    return phases[0] if now < phases[0].start else phases[-1]
 
 
 def current_plan_id(phases: Sequence[PlanPhase], now: datetime) -> str:
     """The plan of the phase holding now; the first plan before the start, the last one after the end."""
-    for phase in phases:
-        if phase.start <= now and (phase.end is None or now < phase.end):
-            return phase.plan_id
-    return phases[0].plan_id if now < phases[0].start else phases[-1].plan_id
+    return phase_at(phases, now).plan_id
+
+
+def phase_prices(prices_by_plan: Mapping[str, Sequence[Price]], phase: PlanPhase) -> list[Price]:
+    """The prices a phase bills: its plan's, only those of the plan's phase in effect for a phased plan."""
+    return [p for p in prices_by_plan.get(phase.plan_id, []) if in_phase(p.plan_phase_order, phase.phase_order)]
+
+
+def phase_definitions_of(plan_rows: Iterable[Any]) -> dict[str, list[PhaseDefinition]]:
+    """The phases of the phased plans among ``plan_rows`` (rows with ``id`` and ``plan_phases``)."""
+    return {row.id: definitions(row.plan_phases) for row in plan_rows if row is not None and row.plan_phases}
+
+
+def plan_ids_of(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[str]:
+    """Every plan the subscription is or was scheduled on (whose phases the derivation may need)."""
+    return sorted({subscription.plan_id, *(c.plan_id for c in changes)})
+
+
+async def phase_definitions(uow: UnitOfWork, principal: Principal,
+                            plan_ids: Sequence[str]) -> dict[str, list[PhaseDefinition]]:
+    found = await plans.plans_by_ids(uow, principal=principal, ids=list(plan_ids))
+    return phase_definitions_of(found.values())
 
 
 async def plan_changes_by_subscription_ids(
@@ -121,8 +181,10 @@ async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) 
 
 
 async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription) -> list[PlanPhase]:
-    """The plans a subscription is on over time, in order, tiling [start_date, end_date)."""
-    return phases_of(subscription, await _changes(uow, principal, subscription.id))
+    """The plans (and phased plans' phases) a subscription is on over time, in order, tiling [start_date, end_date)."""
+    changes = await _changes(uow, principal, subscription.id)
+    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
+    return phases_of(subscription, changes, defined)
 
 
 async def list_schedule(
@@ -132,7 +194,7 @@ async def list_schedule(
     """The subscription's schedule (Orb's GET /subscriptions/{id}/schedule), oldest phase first."""
     limit = page_size(limit)
     subscription = await subscriptions.get_subscription(uow, principal=principal, subscription_id=subscription_id)
-    entries = _entries(subscription, await _changes(uow, principal, subscription.id))
+    entries = _by_plan(_entries(subscription, await _changes(uow, principal, subscription.id)))
     if after_id is not None:
         keys = [entry.id for entry in entries]
         # A cursor past a phase a later change removed restarts nowhere rather than repeating phases.
@@ -281,7 +343,7 @@ def fixed_fee_schedule_of(
         by_price.setdefault(change.price_id, []).append(change)
     entries: list[FixedFeeQuantity] = []
     for phase in phases:
-        for price in prices_by_plan.get(phase.plan_id, []):
+        for price in phase_prices(prices_by_plan, phase):
             if prices.price_type(price) == "fixed_price":
                 entries.extend(_quantities_in_phase(subscription, phase.start, phase.end, price,
                                                     by_price.get(price.id, [])))
@@ -326,18 +388,19 @@ class PriceInterval:
 
 def price_intervals_of(
     subscription: Subscription, changes: Iterable[SubscriptionPlanChange], prices_by_plan: Mapping[str, Sequence[Price]],
-    quantity_changes: Iterable[SubscriptionPriceQuantity], now: datetime,
+    quantity_changes: Iterable[SubscriptionPriceQuantity], now: datetime, plan_phases: PhaseDefinitions | None = None,
 ) -> list[PriceInterval]:
-    """Pure: one interval per price of each plan phase, in time order (a phase's prices in the plan's order)."""
+    """Pure: one interval per price of each plan phase, in time order (a phase's prices in the plan's order;
+    a phased plan's price over its own phase)."""
     by_price: dict[str, list[SubscriptionPriceQuantity]] = {}
     for change in quantity_changes:
         by_price.setdefault(change.price_id, []).append(change)
     active = subscriptions.subscription_status(subscription, now) == "active"
     intervals = []
-    for entry in _entries(subscription, changes):
-        start, end = entry.start_date, entry.end_date
+    for entry, phase in _phased(_entries(subscription, changes), plan_phases):
+        start, end = phase.start, phase.end
         running = active and start <= now and (end is None or now < end)
-        for price in prices_by_plan.get(entry.plan_id, []):
+        for price in phase_prices(prices_by_plan, phase):
             period = None
             if running:
                 period = billing_period_for(subscription.start_date, price.cadence, now)

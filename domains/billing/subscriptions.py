@@ -36,7 +36,7 @@ from persistence.types import UTCDateTime
 STATUSES = ("active", "ended", "upcoming")
 CANCEL_OPTIONS = ("end_of_subscription_term", "immediate", "requested_date")
 _CREATE_FIELDS = frozenset({"customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date",
-                            "net_terms", "auto_collection", "metadata"})
+                            "net_terms", "auto_collection", "metadata", "initial_phase_order"})
 _UPDATE_FIELDS = frozenset({"metadata"})
 _READ_COLUMNS = [
     column.label("subscription_metadata") if column.name == "metadata" else column
@@ -126,6 +126,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     """Subscribe a customer (by id or external id) to a plan (by id or external_plan_id).
 
     ``start_date`` defaults to now and may be in the past (backdated) or the future (upcoming).
+    ``initial_phase_order`` starts a phased plan in a later phase.
     ``net_terms`` defaults to the plan's (0 when it has none); ``auto_collection`` left null follows
     the customer's setting. A customer with no currency yet takes the plan's (as Orb does); one with
     another currency is refused, naming the plan field.
@@ -146,6 +147,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
         raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed in "
                                            f"{customer.currency}")
     net_terms = _net_terms(fields["net_terms"]) if fields.get("net_terms") is not None else (plan.net_terms or 0)
+    initial_phase = _initial_phase_order(fields.get("initial_phase_order"), plan)
     subscription = Subscription(
         id=new_id(), org_id=principal.org_id, customer_id=customer.id, plan_id=plan.id, currency=plan.currency,
         start_date=start, end_date=None, net_terms=net_terms, auto_collection=auto_collection,
@@ -167,8 +169,27 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
                     raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed "
                                                       f"in {current.currency}")
         uow.session.add(subscription)
+        if initial_phase is not None and initial_phase > 1:
+            # A phase transition at the start: the subscription enters the plan in that phase.
+            uow.session.add(SubscriptionPlanChange(id=new_id(), org_id=principal.org_id, subscription_id=subscription.id,
+                                                   plan_id=plan.id, effective_date=start, created_at=now,
+                                                   plan_phase_order=initial_phase))
         await uow.session.flush()
     return subscription
+
+
+def _initial_phase_order(value: Any, plan: Plan) -> int | None:
+    """Orb's initial_phase_order: the phase of a phased plan the subscription starts in (default 1)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed("initial_phase_order", "must be a whole number (a phase's order)")
+    count = len(plan.plan_phases or ())
+    if not count:
+        raise ValidationFailed("initial_phase_order", f"plan {plan.id!r} has no plan_phases")
+    if not 1 <= value <= count:
+        raise ValidationFailed("initial_phase_order", f"no phase {value}: the plan's phases are 1 to {count}")
+    return value
 
 
 @cache

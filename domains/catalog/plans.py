@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
+from domains.catalog import plan_phases
 from domains.catalog.prices import build_price, save_prices
 from domains.currencies import currency
 from domains.errors import DuplicateResource, NotFound, ValidationFailed
@@ -24,7 +25,7 @@ CREATE_STATUSES = ("active", "draft")
 STATUSES = ("active", "archived", "draft")
 MAX_PRICES = 100
 _CREATE_FIELDS = frozenset({"name", "currency", "prices", "external_plan_id", "net_terms", "metadata", "description",
-                            "status", "trial_config"})
+                            "status", "trial_config", "plan_phases"})
 MAX_TRIAL_DAYS = 3650
 _UPDATE_FIELDS = frozenset({"metadata", "external_plan_id", "name", "description"})
 _READ_COLUMNS = [
@@ -66,14 +67,18 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
         raise ValidationFailed("prices", "must be a list")
     if len(entries) > MAX_PRICES:
         raise ValidationFailed("prices", f"a plan has at most {MAX_PRICES} prices")
+    phases = plan_phases.parse_phases(fields.get("plan_phases"))
     plan = Plan(
         id=new_id(), org_id=principal.org_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
         description=text("description", fields.get("description"), max_length=10_000),
         external_plan_id=identifier("external_plan_id", fields.get("external_plan_id")),
         status=status, currency=currency("currency", fields["currency"]), net_terms=_net_terms(fields.get("net_terms")),
         plan_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
-        trial_period_days=_trial_days(fields.get("trial_config")),
+        trial_period_days=_trial_days(fields.get("trial_config")), plan_phases=phases,
     )
+    # Each price's phase, checked before anything is written (field-named, like the prices themselves).
+    orders = [plan_phases.phase_order_of_price(_phase_order(entry, index), index, len(phases or ()))
+              for index, entry in enumerate(entries)]
     async with uow.transaction():
         if plan.external_plan_id is not None:
             await _ensure_external_id_free(uow, principal, plan.external_plan_id)
@@ -83,6 +88,8 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
                               plan_currency=plan.currency, field_prefix=f"prices[{index}].")
             for index, entry in enumerate(entries)
         ]
+        for price, order in zip(prices, orders, strict=True):
+            price.plan_phase_order = order
         await _flush(uow, plan)
         await save_prices(uow, prices)
     return plan
@@ -116,10 +123,15 @@ def _price_fields(entry: Any, index: int) -> Mapping[str, Any]:
         extra = sorted(set(entry) - {"price", "plan_phase_order"})
         if extra:
             raise ValidationFailed(f"prices[{index}].{extra[0]}", "is not supported in a plan's price entry")
-        if entry.get("plan_phase_order") is not None:
-            raise ValidationFailed(f"prices[{index}].plan_phase_order", "plan phases are not supported yet")
         return entry["price"] if entry["price"] is not None else {}
-    return entry
+    # The API reference's flat shape may carry the phase beside the price's own fields.
+    return {key: value for key, value in entry.items() if key != "plan_phase_order"}
+
+
+def _phase_order(entry: Any, index: int) -> Any:
+    if not isinstance(entry, Mapping):
+        raise ValidationFailed(f"prices[{index}]", "must be an object")
+    return entry.get("plan_phase_order")
 
 
 async def update_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str, fields: Mapping[str, Any]) -> Plan:

@@ -24,6 +24,22 @@ class TrialConfig:
     trial_period_unit: str
 
 
+@strawberry.type(name="PlanPhaseDefinition", description="A phase of a phased plan: its prices bill while it is "
+                                                          "in effect, for its duration after the previous one.")
+class PlanPhaseDefinitionType:
+    id: strawberry.ID = strawberry.field(description="Derived from the plan and the order: stable, not stored.")
+    order: int = strawberry.field(description="1 = the first phase.")
+    name: str
+    description: str | None
+    duration: int | None = strawberry.field(description="How many duration_units it lasts; null: evergreen.")
+    duration_unit: str | None = strawberry.field(description="daily, monthly, quarterly, semi_annual or annual.")
+    discount: JSON | None = strawberry.field(description="Phase discounts are not offered: null.")
+    minimum: JSON | None = strawberry.field(description="Phase minimums are not offered: null.")
+    maximum: JSON | None = strawberry.field(description="Phase maximums are not offered: null.")
+    minimum_amount: str | None = strawberry.field(description="Null (no phase minimum).")
+    maximum_amount: str | None = strawberry.field(description="Null (no phase maximum).")
+
+
 @strawberry.type
 class PlanProduct:
     id: strawberry.ID
@@ -66,6 +82,16 @@ class PlanType:
     def trial_config(root: PlanRow) -> TrialConfig:
         return TrialConfig(trial_period=root.trial_period_days, trial_period_unit="days")
 
+    @strawberry.field(description="Its phases in order (Orb's plan_phases); null: the plan has none.")
+    @staticmethod
+    def plan_phases(root: PlanRow) -> list[PlanPhaseDefinitionType] | None:
+        if not root.plan_phases:
+            return None
+        return [PlanPhaseDefinitionType(
+            id=strawberry.ID(f"{root.id}_phase_{phase['order']}"), order=phase["order"], name=f"Phase {phase['order']}",
+            description=None, duration=phase.get("duration"), duration_unit=phase.get("duration_unit"), discount=None,
+            minimum=None, maximum=None, minimum_amount=None, maximum_amount=None) for phase in root.plan_phases]
+
     @strawberry.field(description="Orb's product of the plan: the plan itself until products exist.")
     @staticmethod
     def product(root: PlanRow) -> PlanProduct:
@@ -106,6 +132,9 @@ class PlanInput:
     metadata: JSON | None = strawberry.UNSET
     trial_config: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
         '{"trial_period": days, "trial_period_unit": "days"}: a free trial (no fixed fees) for new subscriptions.'))
+    plan_phases: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
+        '[{"order": 1, "duration": 1, "duration_unit": "monthly"}, {"order": 2, "duration": null}]: phases in '
+        "order, each price naming its plan_phase_order; only the last may be evergreen (null duration)."))
 
 
 @strawberry.input

@@ -45,6 +45,8 @@ class PriceType:
     currency: str
     fixed_price_quantity: Decimal | None
     created_at: datetime
+    plan_phase_order: int | None = strawberry.field(description="The plan phase it bills in (a phased plan's "
+                                                                "price); null otherwise.")
     unit_config: JSON | None = _config_for("unit")
     tiered_config: JSON | None = _config_for("tiered")
     package_config: JSON | None = _config_for("package")

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.billing import schedule, subscriptions
+from domains.billing import phases, schedule, subscriptions
 from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
@@ -44,9 +44,15 @@ class BillingCycleAnchorConfiguration:
     year: int | None
 
 
+async def _phase_definitions(root: SubscriptionRow, changes: list, info: Resolve) -> schedule.PhaseDefinitions:
+    """The phased plans' phases among the plans the subscription is scheduled on (the plan loader's rows)."""
+    plan_rows = await info.context.loaders.plan_by_id.load_many(schedule.plan_ids_of(root, changes))
+    return schedule.phase_definitions_of(plan_rows)
+
+
 async def _phases(root: SubscriptionRow, info: Resolve) -> list[schedule.PlanPhase]:
     changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
-    return schedule.phases_of(root, changes)
+    return schedule.phases_of(root, changes, await _phase_definitions(root, changes, info))
 
 
 async def _current_plan_id(root: SubscriptionRow, info: Resolve) -> str:
@@ -94,7 +100,7 @@ class SubscriptionType:
                                   "plan change is the last, future phase.")
     @staticmethod
     async def schedule(root: SubscriptionRow, info: Resolve) -> list[PlanPhaseType]:
-        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end)
+        return [PlanPhaseType(plan_id=p.plan_id, start_date=p.start, end_date=p.end, plan_phase_order=p.phase_order)
                 for p in await _phases(root, info)]
 
     @strawberry.field(description="Start of the billing period holding now (null unless active).")
@@ -131,11 +137,12 @@ class SubscriptionType:
     async def price_intervals(root: SubscriptionRow, info: Resolve) -> list[PriceIntervalType]:
         loaders = info.context.loaders
         changes = await loaders.plan_changes_by_subscription_id.load(root.id)
-        plan_ids = sorted({p.plan_id for p in schedule.phases_of(root, changes)})
+        defined = await _phase_definitions(root, changes, info)
+        plan_ids = sorted({p.plan_id for p in schedule.phases_of(root, changes, defined)})
         plan_prices = dict(zip(plan_ids, await loaders.prices_by_plan_id.load_many(plan_ids), strict=True))
         quantity_changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
         intervals = schedule.price_intervals_of(root, changes, plan_prices, quantity_changes,
-                                                info.context.uow.clock.now())
+                                                info.context.uow.clock.now(), defined)
         return [PriceIntervalType.of(root, interval) for interval in intervals]
 
     @strawberry.field(description="Day of the month billing periods start on (the start date's).")
@@ -174,10 +181,11 @@ class SubscriptionType:
     def pending_subscription_change(root: SubscriptionRow) -> JSON | None:
         return None
 
-    @strawberry.field(description="Plan phases are not offered yet: null.")
+    @strawberry.field(description="The phase of its phased plan in effect now (the first before the start); "
+                                  "null when the plan has no phases.")
     @staticmethod
-    def active_plan_phase_order(root: SubscriptionRow) -> int | None:
-        return None
+    async def active_plan_phase_order(root: SubscriptionRow, info: Resolve) -> int | None:
+        return schedule.phase_at(await _phases(root, info), info.context.uow.clock.now()).phase_order
 
     @strawberry.field(description="Coupons are not offered yet: null.")
     @staticmethod
@@ -279,11 +287,14 @@ class PriceIntervalType:
                    price_row=interval.price)
 
 
-@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan.")
+@strawberry.type(name="PlanPhase", description="A span of a subscription's life on one plan (on a phased plan, "
+                                               "in one of its phases).")
 class PlanPhaseType:
     plan_id: strawberry.Private[str]
     start_date: datetime
     end_date: datetime | None = strawberry.field(description="Null: open-ended.")
+    plan_phase_order: int | None = strawberry.field(default=None, description="The phased plan's phase in "
+                                                                              "effect; null: the plan has none.")
 
     @strawberry.field
     async def plan(self, info: Resolve) -> PlanRef:
@@ -325,6 +336,8 @@ class SubscriptionInput:
     net_terms: int | None = strawberry.UNSET
     auto_collection: bool | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+    initial_phase_order: int | None = strawberry.field(default=strawberry.UNSET,
+                                                       description="A phased plan's phase to start in (default 1).")
 
 
 @strawberry.input
@@ -362,6 +375,14 @@ class FixedFeeQuantityInput:
 class TrialUpdateInput:
     trial_end_date: str = strawberry.field(description="A date-time, or \"immediate\" to end the trial now.")
     shift: bool | None = strawberry.field(default=None, description="Default true.")
+
+
+@strawberry.input
+class TriggerPhaseInput:
+    effective_date: str | None = strawberry.field(default=strawberry.UNSET,
+                                                  description="A date (midnight UTC) or a date-time; default now.")
+    allow_invoice_credit_or_void: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Taken for Orb's clients: issued invoices are never changed here.")
 
 
 @strawberry.type
@@ -459,3 +480,11 @@ class SubscriptionMutations:
         ctx = info.context
         return await schedule.unschedule_fixed_fee_quantity_updates(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, subscription_id=id, price_id=price_id)
+
+    @strawberry.mutation(description="Move a subscription on a phased plan to its next phase on a date (default "
+                                     "now); the later phases follow from it by their durations.")
+    async def trigger_phase(self, info: Resolve, id: strawberry.ID,
+                            input: TriggerPhaseInput | None = None) -> SubscriptionType:
+        ctx = info.context
+        return await phases.trigger_phase(  # type: ignore[return-value]
+            ctx.uow, principal=ctx.principal, subscription_id=id, fields=to_fields(input) if input else {})

@@ -136,6 +136,9 @@ class SubscriptionPlanChange(SQLModel, table=True):
     plan_id: str = Field(foreign_key="plans.id", max_length=32)
     effective_date: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Set on a phase transition of a phased plan (trigger_phase, initial_phase_order): from
+    # effective_date on, the plan's phase of this order (later phases follow by their durations).
+    plan_phase_order: int | None = None
 
 
 class SubscriptionPriceQuantity(SQLModel, table=True):

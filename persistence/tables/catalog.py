@@ -49,6 +49,8 @@ class Price(SQLModel, table=True):
     cadence: str = Field(max_length=16)
     currency: str = Field(max_length=3)
     fixed_price_quantity: Decimal | None = Field(default=None, sa_type=Money)
+    # The plan phase (its order) this price of a phased plan bills in; null on a plan without phases.
+    plan_phase_order: int | None = None
     price_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
@@ -72,5 +74,7 @@ class Plan(SQLModel, table=True):
     net_terms: int | None = None
     # A subscription to it starts with a free trial of this many days (Orb's trial_config); null: none.
     trial_period_days: int | None = None
+    # Orb's plan_phases, in order: [{order, duration, duration_unit}]; null: the plan has no phases.
+    plan_phases: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONDocument, nullable=True))
     plan_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -48,7 +48,7 @@ PRICE_FIELDS = (
 BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_id", "external_customer_id",
                    "replace_existing_events", "deprecation_filter")
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
-                       "auto_collection", "metadata")
+                       "auto_collection", "metadata", "initial_phase_order")
 PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id")
 FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
 # The SDKs send the customer filters as lists (customer_id[]=...): one value at a time is taken.
@@ -57,15 +57,23 @@ SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": engine.SingleListQuery("cus
                           "status": Query("status")}
 
 PLAN_FIELDS = ("name", "currency", "prices", "external_plan_id", "description", "net_terms", "status", "metadata",
-               "trial_config")
+               "trial_config", "plan_phases")
 
 
 def plan_prices_as_sdk_sends_them(body: dict[str, Any]) -> dict[str, Any]:
     """Orb's API reference lists a plan's prices as price objects; its SDKs wrap each as {"price": ...}."""
     entries = body.get("prices")
     if isinstance(entries, list):
-        body = {**body, "prices": [e if not isinstance(e, dict) or "price" in e else {"price": e} for e in entries]}
+        body = {**body, "prices": [e if not isinstance(e, dict) or "price" in e else _wrapped(e) for e in entries]}
     return body
+
+
+def _wrapped(entry: dict[str, Any]) -> dict[str, Any]:
+    """A flat price object as the SDKs' entry; its plan_phase_order belongs to the entry, not the price."""
+    if "plan_phase_order" not in entry:
+        return {"price": entry}
+    price = {key: value for key, value in entry.items() if key != "plan_phase_order"}
+    return {"price": price, "plan_phase_order": entry["plan_phase_order"]}
 
 
 ROWS: list[Row] = [
@@ -187,3 +195,6 @@ ROWS += [
 ]
 ROWS.append(Row("POST", "/subscriptions/{subscription_id}/update_trial", "updateTrial", SUBSCRIPTION,
                 args={"id": Path("subscription_id"), "input": Body(allow=("trial_end_date", "shift"))}))
+ROWS.append(Row("POST", "/subscriptions/{subscription_id}/trigger_phase", "triggerPhase", SUBSCRIPTION,
+                args={"id": Path("subscription_id"),
+                      "input": Body(allow=("effective_date", "allow_invoice_credit_or_void"))}))

@@ -56,7 +56,7 @@ PRICE = """
   item { id name } billable_metric: billableMetric { id }
   unit_config: unitConfig tiered_config: tieredConfig package_config: packageConfig matrix_config: matrixConfig
   bulk_config: bulkConfig tiered_package_config: tieredPackageConfig grouped_tiered_config: groupedTieredConfig
-  threshold_total_amount_config: thresholdTotalAmountConfig
+  threshold_total_amount_config: thresholdTotalAmountConfig plan_phase_order: planPhaseOrder
 """
 
 PLAN = f"""
@@ -64,6 +64,8 @@ PLAN = f"""
   created_at: createdAt prices {{ {PRICE} }} invoicing_currency: invoicingCurrency version adjustments
   trial_config: trialConfig {{ trial_period: trialPeriod trial_period_unit: trialPeriodUnit }}
   product {{ id name created_at: createdAt }}
+  plan_phases: planPhases {{ id order name description duration duration_unit: durationUnit discount minimum maximum
+    minimum_amount: minimumAmount maximum_amount: maximumAmount }}
 """
 
 _PRICE_INTERVAL = f"""

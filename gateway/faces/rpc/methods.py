@@ -128,3 +128,5 @@ METHODS += [
 ]
 METHODS.append(Row("subscriptions.update_trial", "", "updateTrial", SUBSCRIPTION,
                    args={"id": BodyField("id"), "input": Body(exclude=("id",))}))
+METHODS.append(Row("subscriptions.trigger_phase", "", "triggerPhase", SUBSCRIPTION,
+                   args={"id": BodyField("id"), "input": Body(exclude=("id",))}))

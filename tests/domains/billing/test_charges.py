@@ -11,7 +11,6 @@ import pytest
 from domains.billing import charges, schedule
 from domains.billing import subscriptions as subs
 from domains.billing.periods import Period
-from domains.billing.schedule import PlanPhase
 from domains.clock import FixedClock
 from domains.unit_of_work import UnitOfWork
 from persistence.db import session_factory
@@ -69,7 +68,7 @@ async def test_the_period_is_found_from_the_clock_and_cut_at_a_cancellation(unit
     ]
 
 
-async def test_a_plan_change_mid_period_prorates_both_fees_and_splits_the_usage(unit, tenant, monkeypatch):
+async def test_a_plan_change_mid_period_prorates_both_fees_and_splits_the_usage(unit, tenant):
     p = tenant.principal
     basic = await make_plan(unit, p, fee="31.00", name="Basic")
     pro = await make_plan(unit, p, fee="62.00", name="Pro",
@@ -79,10 +78,9 @@ async def test_a_plan_change_mid_period_prorates_both_fees_and_splits_the_usage(
     await send_tokens(unit, p, sub, at(2024, 1, 11), 50, "at-the-change")
     await send_tokens(unit, p, sub, at(2024, 1, 31, 23), 25, "after")
 
-    async def two_phases(uow, *, principal, subscription):
-        return [PlanPhase(basic.id, at(2024, 1, 1), at(2024, 1, 11)), PlanPhase(pro.id, at(2024, 1, 11), None)]
-
-    monkeypatch.setattr(schedule, "plan_phases", two_phases)
+    # The change as scheduled (a backdated requested_date): Basic until Jan 11, Pro from then on.
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub.id, fields={
+        "plan_id": pro.id, "change_option": "requested_date", "change_date": "2024-01-11T00:00:00Z"})
     found = await charges.period_charges(unit, principal=p, subscription=sub, period=JANUARY)
     # Basic for 10 of 31 days: 31.00 x 10/31 = 10.00; Pro for 21 days: 62.00 x 21/31 = 42.00.
     # Usage: 1,200 tokens on Basic's tiers = 10.00 + 1.00; 75 on Pro's unit price at 0.02 = 1.50.

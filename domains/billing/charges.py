@@ -14,7 +14,11 @@ so an annual fee bills once a year and a quarterly usage price prices the quarte
 A ``one_time`` fee bills on the invoice of the period where its plan phase starts, never prorated.
 A free trial (``subscriptions.trial_end_date``) bills no fixed fee before its end: a period it cuts
 bills the fee for the days after it, prorated like a mid-period start; a one-time fee whose phase
-starts in the trial is not billed. Usage is billed as usual.
+starts in the trial is not billed. Usage is billed as usual. A plan change's ``trial_duration_days``
+is the same from the change's date on.
+
+Billing periods and the grids fees are prorated on follow the subscription's billing cycles
+(domains.billing.cycles): a plan change re-anchoring them closes the running period at the change.
 
 Each line's amount is rounded once, to the currency's minor unit (ROUND_HALF_UP), from the exact
 amount the pricing model gives.

@@ -127,10 +127,10 @@ async def period_charges(
     the draft's running amounts. ``catalog`` keeps prices and metrics across calls (see Catalog).
     """
     catalog = catalog or Catalog()
-    phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription)
-    # The change rows again, for what they say besides the plan: re-anchoring and trials.
+    # The change rows once: for the phases, and for what they say besides the plan (re-anchoring, trials).
     plan_changes = (await schedule.plan_changes_by_subscription_ids(
         uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
+    phases = await schedule.plan_phases(uow, principal=principal, subscription=subscription, changes=plan_changes)
     billing_cycles = cycles.subscription_cycles(subscription, plan_changes)
     # Free trials: the subscription's from its start, and a plan change's on its new plan from its date.
     trials = [Period(subscription.start_date, subscription.trial_end_date)] \

@@ -122,9 +122,13 @@ async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) 
     return grouped.get(subscription_id, [])
 
 
-async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription) -> list[PlanPhase]:
-    """The plans a subscription is on over time, in order, tiling [start_date, end_date)."""
-    return phases_of(subscription, await _changes(uow, principal, subscription.id))
+async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription,
+                      changes: Sequence[SubscriptionPlanChange] | None = None) -> list[PlanPhase]:
+    """The plans a subscription is on over time, in order, tiling [start_date, end_date). ``changes``:
+    its plan change rows when the caller has them already (invoicing reads them for its cycles too)."""
+    if changes is None:
+        changes = await _changes(uow, principal, subscription.id)
+    return phases_of(subscription, changes)
 
 
 async def list_schedule(

@@ -79,7 +79,7 @@ async def test_a_plan_change_mid_period_prorates_both_fees_and_splits_the_usage(
     await send_tokens(unit, p, sub, at(2024, 1, 11), 50, "at-the-change")
     await send_tokens(unit, p, sub, at(2024, 1, 31, 23), 25, "after")
 
-    async def two_phases(uow, *, principal, subscription):
+    async def two_phases(uow, *, principal, subscription, changes=None):
         return [PlanPhase(basic.id, at(2024, 1, 1), at(2024, 1, 11)), PlanPhase(pro.id, at(2024, 1, 11), None)]
 
     monkeypatch.setattr(schedule, "plan_phases", two_phases)

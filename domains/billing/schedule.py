@@ -42,7 +42,7 @@ from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanCha
 CHANGE_OPTIONS = ("requested_date", "end_of_subscription_term", "immediate")
 _CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id", "billing_cycle_alignment",
                             "align_billing_with_plan_change_date", "net_terms", "auto_collection",
-                            "default_invoice_memo", "trial_duration_days"})
+                            "default_invoice_memo", "trial_duration_days", "plan_version_number"})
 _CHANGE_COLUMNS = list(SubscriptionPlanChange.__table__.columns)  # type: ignore[attr-defined]
 
 

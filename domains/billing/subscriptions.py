@@ -42,7 +42,7 @@ CANCEL_OPTIONS = ("end_of_subscription_term", "immediate", "requested_date")
 _CREATE_FIELDS = frozenset({"customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date",
                             "net_terms", "auto_collection", "metadata", "end_date", "billing_cycle_anchor_configuration",
                             "align_billing_with_subscription_start_date", "default_invoice_memo",
-                            "trial_duration_days", "currency"})
+                            "trial_duration_days", "currency", "plan_version_number"})
 _UPDATE_FIELDS = frozenset({"metadata", "net_terms", "auto_collection", "default_invoice_memo"})
 _ANCHOR_FIELDS = frozenset({"day", "month", "year"})
 MAX_TRIAL_DAYS = 3650
@@ -170,7 +170,19 @@ async def _customer_of(uow: UnitOfWork, principal: Principal, fields: Mapping[st
         raise ValidationFailed(key, f"no customer with {key} {value!r} exists") from None
 
 
+def _plan_version(value: Any) -> None:
+    """Plans keep no versions here: each is version 1, so that is the only version to subscribe to."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed("plan_version_number", "must be a whole number")
+    if value != 1:
+        raise ValidationFailed("plan_version_number", "plans have one version here (1); no other is kept")
+
+
 async def active_plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Plan:
+    """The active plan ``plan_id`` or ``external_plan_id`` names (at ``plan_version_number``, if given)."""
+    _plan_version(fields.get("plan_version_number"))
     key, value = _one_of_ids(fields, "plan_id", "external_plan_id")
     try:
         if key == "plan_id":

@@ -359,6 +359,8 @@ class SubscriptionInput:
                                                         description="The memo its issued invoices carry.")
     trial_duration_days: int | None = strawberry.field(
         default=strawberry.UNSET, description="Free trial days (no fixed fees); default: the plan's; 0: none.")
+    plan_version_number: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1: plans keep no other version.")
 
 
 @strawberry.input
@@ -399,6 +401,8 @@ class PlanChangeInput:
     trial_duration_days: int | None = strawberry.field(
         default=strawberry.UNSET, description="Free trial days on the new plan from the change; default: the "
                                               "plan's; 0: none.")
+    plan_version_number: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1: plans keep no other version.")
 
 
 @strawberry.input

@@ -13,12 +13,12 @@ from domains.billing.periods import billing_period_for
 REFUSED_ON_CREATE = ("price_overrides", "add_prices", "replace_prices", "remove_prices", "add_adjustments",
                      "replace_adjustments", "remove_adjustments", "coupon_redemption_code", "credits_overage_rate",
                      "per_credit_overage_amount", "usage_customer_ids", "filter", "invoicing_threshold",
-                     "plan_version_number", "auto_issuance", "aws_region", "external_marketplace",
+                     "auto_issuance", "aws_region", "external_marketplace",
                      "external_marketplace_reporting_id", "initial_phase_order", "name")
 REFUSED_ON_PLAN_CHANGE = ("price_overrides", "add_prices", "replace_prices", "remove_prices", "add_adjustments",
                           "replace_adjustments", "remove_adjustments", "coupon_redemption_code",
                           "credits_overage_rate", "per_credit_overage_amount", "usage_customer_ids", "filter",
-                          "invoicing_threshold", "plan_version_number", "auto_issuance",
+                          "invoicing_threshold", "auto_issuance",
                           "billing_cycle_anchor_configuration", "initial_phase_order")
 GRAPH_NAMES = {"price_overrides": "priceOverrides", "add_prices": "addPrices", "usage_customer_ids": "usageCustomerIds",
                "invoicing_threshold": "invoicingThreshold", "coupon_redemption_code": "couponRedemptionCode"}
@@ -57,7 +57,7 @@ async def test_orb_create_with_a_day_anchor_an_end_date_a_trial_and_a_memo(clien
         "customer_id": customer["id"], "plan_id": basic["id"], "start_date": "2024-01-15T00:00:00Z",
         "end_date": "2099-01-01T00:00:00Z", "billing_cycle_anchor_configuration": {"day": 1},
         "align_billing_with_subscription_start_date": False, "trial_duration_days": 3,
-        "default_invoice_memo": "Net 30, thanks", "currency": "USD"})
+        "default_invoice_memo": "Net 30, thanks", "currency": "USD", "plan_version_number": 1})
     assert status == 201, sub
     assert (sub["billing_cycle_day"], sub["billing_cycle_anchor_configuration"]) == (
         1, {"day": 1, "month": None, "year": None})
@@ -96,7 +96,7 @@ async def test_orb_plan_change_aligned_to_its_date_and_to_the_start_of_month(cli
     status, changed = await _call(client, key, "POST", f"{path}/schedule_plan_change", {
         "plan_id": pro["id"], "change_option": "requested_date", "change_date": "2024-03-10T00:00:00Z",
         "billing_cycle_alignment": "plan_change_date", "net_terms": 10, "auto_collection": False,
-        "default_invoice_memo": "Pro plan", "trial_duration_days": 0})
+        "default_invoice_memo": "Pro plan", "trial_duration_days": 0, "plan_version_number": 1})
     assert status == 200, changed
     now = datetime.now(UTC)
     period = billing_period_for(datetime(2024, 3, 10, tzinfo=UTC), "monthly", now)

@@ -139,7 +139,7 @@ async def test_bad_cancellations_are_400s_naming_the_field_and_change_nothing(cl
     ({"coupon_redemption_code": "WELCOME"}, "coupon_redemption_code"),
     ({"usage_customer_ids": ["c"]}, "usage_customer_ids"),
     ({"invoicing_threshold": "10.00"}, "invoicing_threshold"),
-    ({"plan_version_number": 2}, "plan_version_number"),
+    ({"plan_version_number": 2}, "plan_version_number"),  # plans keep only version 1
 ])
 async def test_bad_creations_are_400s_naming_the_field(client, tenant, change, field):
     plan, customer = await _setup(client, tenant.key)

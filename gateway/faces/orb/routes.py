@@ -49,11 +49,12 @@ BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_i
                    "replace_existing_events", "deprecation_filter")
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
                        "auto_collection", "metadata", "end_date", "currency", "billing_cycle_anchor_configuration",
-                       "align_billing_with_subscription_start_date", "default_invoice_memo", "trial_duration_days")
+                       "align_billing_with_subscription_start_date", "default_invoice_memo", "trial_duration_days",
+                       "plan_version_number")
 SUBSCRIPTION_UPDATE_FIELDS = ("metadata", "net_terms", "auto_collection", "default_invoice_memo")
 PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id", "billing_cycle_alignment",
                       "align_billing_with_plan_change_date", "net_terms", "auto_collection", "default_invoice_memo",
-                      "trial_duration_days")
+                      "trial_duration_days", "plan_version_number")
 FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
 # The SDKs send the customer filters as lists (customer_id[]=...): one value at a time is taken.
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": engine.SingleListQuery("customer_id"),

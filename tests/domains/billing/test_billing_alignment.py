@@ -239,6 +239,7 @@ async def test_bad_alignment_inputs_are_named_and_invoiced_periods_are_never_re_
         ({"auto_collection": "on"}, "auto_collection"),
         ({"default_invoice_memo": 7}, "default_invoice_memo"),
         ({"price_overrides": []}, "price_overrides"),
+        ({"plan_version_number": 2}, "plan_version_number"),
     ]
     for extra, field in cases:
         with pytest.raises(ValidationFailed) as refused:

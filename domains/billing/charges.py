@@ -16,7 +16,11 @@ A phased plan (``catalog.plan_phases``) bills each price only over its own phase
 cuts the period like a plan change does (fixed fees prorated by day, usage per phase in arrears).
 A free trial (``subscriptions.trial_end_date``) bills no fixed fee before its end: a period it cuts
 bills the fee for the days after it, prorated like a mid-period start; a one-time fee whose phase
-starts in the trial is not billed. Usage is billed as usual.
+starts in the trial is not billed. Usage is billed as usual. A plan change's ``trial_duration_days``
+is the same from the change's date on.
+
+Billing periods and the grids fees are prorated on follow the subscription's billing cycles
+(domains.billing.cycles): a plan change re-anchoring them closes the running period at the change.
 
 Each line's amount is rounded once, to the currency's minor unit (ROUND_HALF_UP), from the exact
 amount the pricing model gives.
@@ -24,13 +28,14 @@ amount the pricing model gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from domains.billing import schedule
-from domains.billing.periods import Period, billing_period_for, covered_periods, period_boundary, prorate
+from domains.billing import cycles, schedule
+from domains.billing import subscriptions as subscription_service
+from domains.billing.periods import Period, period_boundary, prorate
 from domains.billing.subscriptions import billing_cadence
 from domains.catalog import prices as price_service
 from domains.catalog.plan_phases import PhaseDefinition
@@ -43,7 +48,7 @@ from domains.metering.metric_sql import MetricDefinition
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import Price, Subscription
+from persistence.tables import Price, Subscription, SubscriptionPlanChange
 
 
 @dataclass(frozen=True)
@@ -109,13 +114,14 @@ def _horizon(after: datetime) -> datetime:
     return period_boundary(after, 12, 1)
 
 
-def subscription_billing_period(subscription: Subscription, cadences: Iterable[str], at: datetime) -> Period | None:
-    """The billing period holding ``at`` (cut at the subscription's end), or None outside its life."""
+def subscription_billing_period(subscription: Subscription, cadences: Iterable[str], at: datetime,
+                                changes: Iterable[SubscriptionPlanChange] = ()) -> Period | None:
+    """The billing period holding ``at`` (cut to its billing cycle and at the subscription's end), or None
+    outside its life. ``changes``: its plan change rows (a re-anchoring one starts a new cycle)."""
     end = subscription.end_date
     if at < subscription.start_date or (end is not None and at >= end):
         return None
-    period = billing_period_for(subscription.start_date, billing_cadence(cadences), at)
-    return Period(period.start, end) if end is not None and end < period.end else period
+    return cycles.period_at(cycles.subscription_cycles(subscription, changes), billing_cadence(cadences), at)
 
 
 async def billing_period_at(
@@ -124,7 +130,8 @@ async def billing_period_at(
 ) -> Period | None:
     """The subscription's billing period holding ``at`` (its plan's shortest cadence), or None."""
     grouped = await (catalog or Catalog()).prices_by_plan_ids(uow, principal, [subscription.plan_id])
-    return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at)
+    changes = await subscription_service.reanchoring_changes(uow, principal, subscription)
+    return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at, changes)
 
 
 async def period_charges(
@@ -137,10 +144,17 @@ async def period_charges(
     the draft's running amounts. ``catalog`` keeps prices and metrics across calls (see Catalog).
     """
     catalog = catalog or Catalog()
+    # The change rows once: for the phases, and for what they say besides the plan (re-anchoring, trials).
     plan_changes = (await schedule.plan_changes_by_subscription_ids(
         uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
     defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, plan_changes))
     phases = schedule.phases_of(subscription, plan_changes, defined)
+    billing_cycles = cycles.subscription_cycles(subscription, plan_changes)
+    # Free trials: the subscription's from its start, and a plan change's on its new plan from its date.
+    trials = [Period(subscription.start_date, subscription.trial_end_date)] \
+        if subscription.trial_end_date is not None and subscription.trial_end_date > subscription.start_date else []
+    trials += [Period(c.effective_date, c.effective_date + timedelta(days=c.trial_duration_days))
+               for c in plan_changes if c.trial_duration_days]
     grouped = await catalog.prices_by_plan_ids(uow, principal, (p.plan_id for p in phases))
     changes = await schedule.quantity_changes_by_subscription_ids(
         uow, principal=principal, subscription_ids=[subscription.id])
@@ -154,30 +168,44 @@ async def period_charges(
         active = Period(phase.start, end)
         for price in schedule.phase_prices(grouped, phase):
             if price.billable_metric_id is not None:
-                charges.extend(await _usage_charges(uow, principal, catalog, subscription, price, active, period))
+                charges.extend(await _usage_charges(uow, principal, catalog, subscription, billing_cycles, price,
+                                                    active, period))
                 continue
             for entry in fixed:
                 if entry.price_id != price.id or not (active.start <= entry.start < active.end):
                     continue
                 segment = Period(entry.start, min(entry.end or active.end, active.end))
-                # A free trial: no fixed fee before its end (the rest of the period is prorated).
-                trial_end = subscription.trial_end_date
-                if trial_end is not None and trial_end > segment.start:
-                    if trial_end >= segment.end:
+                # A free trial: no fixed fee during it (the rest of the period is prorated).
+                for billed in _outside(segment, trials):
+                    # A one-time fee bills once, for the quantity in effect when its phase starts (not in a trial).
+                    if price.cadence == "one_time" and billed.start != active.start:
                         continue
-                    segment = Period(trial_end, segment.end)
-                # A one-time fee bills once, for the quantity in effect when its phase starts (not in a trial).
-                if price.cadence == "one_time" and segment.start != active.start:
-                    continue
-                charges.extend(_fixed_charges(subscription, price, segment, period, entry.quantity))
+                    charges.extend(_fixed_charges(billing_cycles, price, billed, period, entry.quantity))
     return charges
 
 
-def _fixed_charges(subscription: Subscription, price: Price, active: Period, period: Period,
+def _outside(segment: Period, trials: Sequence[Period]) -> list[Period]:
+    """The parts of ``segment`` no trial covers, in order."""
+    parts = [segment]
+    for trial in trials:
+        kept: list[Period] = []
+        for part in parts:
+            if part.intersection(trial) is None:
+                kept.append(part)
+                continue
+            if part.start < trial.start:
+                kept.append(Period(part.start, trial.start))
+            if trial.end < part.end:
+                kept.append(Period(trial.end, part.end))
+        parts = kept
+    return parts
+
+
+def _fixed_charges(billing_cycles: Sequence[cycles.Cycle], price: Price, active: Period, period: Period,
                    quantity: Decimal) -> list[Charge]:
     full = amount_for(price_service.price_config(price), quantity)
     charges = []
-    for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):
+    for piece in cycles.covered_in_cycles(billing_cycles, price.cadence, active, window=period):
         if price.cadence == "one_time":
             if active.start not in period:
                 continue
@@ -192,12 +220,12 @@ def _fixed_charges(subscription: Subscription, price: Price, active: Period, per
 
 
 async def _usage_charges(
-    uow: UnitOfWork, principal: Principal, catalog: Catalog, subscription: Subscription, price: Price,
-    active: Period, period: Period,
+    uow: UnitOfWork, principal: Principal, catalog: Catalog, subscription: Subscription,
+    billing_cycles: Sequence[cycles.Cycle], price: Price, active: Period, period: Period,
 ) -> list[Charge]:
     definition = await catalog.definition(uow, principal, price.billable_metric_id)  # type: ignore[arg-type]
     charges = []
-    for piece in covered_periods(subscription.start_date, price.cadence, active, window=period):
+    for piece in cycles.covered_in_cycles(billing_cycles, price.cadence, active, window=period):
         # In arrears: on the invoice of the billing period where what it covers ends.
         if not period.start < piece.covered.end <= period.end:
             continue

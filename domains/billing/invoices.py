@@ -67,6 +67,7 @@ class DraftInvoice:
     period: Period
     net_terms: int
     line_items: list[Charge]
+    memo: str | None = None  # the subscription's default_invoice_memo
 
     @property
     def status(self) -> str:
@@ -107,7 +108,7 @@ async def period_draft(
                                          catalog=catalog)
     return DraftInvoice(subscription_id=subscription.id, customer_id=subscription.customer_id,
                         currency=subscription.currency, period=period, net_terms=subscription.net_terms,
-                        line_items=lines)
+                        line_items=lines, memo=subscription.default_invoice_memo)
 
 
 async def get_invoice(uow: UnitOfWork, *, principal: Principal, invoice_id: str) -> Invoice:
@@ -447,7 +448,7 @@ async def issue_subscription_invoice(
         subscription_id=subscription.id, status="issued", currency=subscription.currency,
         period_start=period.start, period_end=period.end, invoice_date=period.end,
         net_terms=subscription.net_terms, subtotal=draft.subtotal, total=draft.total,
-        amount_due=draft.amount_due, invoice_metadata={}, created_at=now, updated_at=now,
+        amount_due=draft.amount_due, memo=draft.memo, invoice_metadata={}, created_at=now, updated_at=now,
     )
     try:
         async with uow.transaction():

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
 from domains.billing import charges, invoices
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.tables import Invoice, Price, Subscription
+from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange
 
 log = logging.getLogger("accrual.jobs")
 JOBS_KEY_ID = "accrual-jobs"  # the principal the jobs act as, in each subscription's organisation
@@ -50,17 +51,19 @@ async def close_periods(uow: UnitOfWork, now: datetime | None = None, *, org_id:
     invoiced_until = {row.subscription_id: row.until
                       for row in await uow.rows(last_invoiced.group_by(Invoice.subscription_id))}
     plan_cadences = await _plan_cadences(uow, {row.plan_id for row in candidates})
+    reanchors = await _reanchoring_changes(uow, org_id)
     catalog = charges.Catalog()  # prices and metrics, read once for the whole run
     issued: list[Invoice] = []
     failure: BaseException | None = None
     for subscription in candidates:
         cadences = plan_cadences.get(subscription.plan_id, [])
         start = invoiced_until.get(subscription.id) or subscription.start_date
-        period = charges.subscription_billing_period(subscription, cadences, start)  # type: ignore[arg-type]
+        changes = reanchors.get(subscription.id, [])
+        period = charges.subscription_billing_period(subscription, cadences, start, changes)  # type: ignore[arg-type]
         if period is None or period.end > now:
             continue  # nothing closed since the last invoice: no transaction, no lock
         try:
-            issued += await _close_subscription(uow, subscription, cadences, now, catalog)
+            issued += await _close_subscription(uow, subscription, cadences, now, catalog, changes)
         except Exception as exc:  # one bad subscription must not stop the others' invoices
             log.exception("closing the periods of subscription %s failed", subscription.id)
             failure = failure or exc
@@ -77,8 +80,21 @@ async def _plan_cadences(uow: UnitOfWork, plan_ids: set[str]) -> dict[str, list[
     return found
 
 
+async def _reanchoring_changes(uow: UnitOfWork, org_id: str | None) -> dict[str, list[Any]]:
+    """The plan changes that re-anchor billing periods, by subscription (few: most changes keep the anchor)."""
+    statement = select(SubscriptionPlanChange.subscription_id, SubscriptionPlanChange.effective_date,
+                       SubscriptionPlanChange.billing_cycle_alignment).where(
+        SubscriptionPlanChange.billing_cycle_alignment.is_not(None))  # type: ignore[union-attr]
+    if org_id is not None:
+        statement = statement.where(SubscriptionPlanChange.org_id == org_id)
+    found: dict[str, list[Any]] = {}
+    for row in await uow.rows(statement):
+        found.setdefault(row.subscription_id, []).append(row)
+    return found
+
+
 async def _close_subscription(uow: UnitOfWork, subscription: Subscription, cadences: list[str],
-                              now: datetime, catalog: charges.Catalog) -> list[Invoice]:
+                              now: datetime, catalog: charges.Catalog, changes: list[Any]) -> list[Invoice]:
     principal = Principal(org_id=subscription.org_id, key_id=JOBS_KEY_ID)
     issued = []
     async with uow.transaction():
@@ -95,7 +111,7 @@ async def _close_subscription(uow: UnitOfWork, subscription: Subscription, caden
                                                        Invoice.subscription_id == subscription.id))).scalar()
         cursor = until or subscription.start_date
         while True:
-            period = charges.subscription_billing_period(subscription, cadences, cursor)
+            period = charges.subscription_billing_period(subscription, cadences, cursor, changes)
             if period is None or period.end > now:
                 break
             invoice = await invoices.issue_subscription_invoice(uow, principal=principal, subscription=subscription,

@@ -26,11 +26,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 
 from domains.amounts import bounded
-from domains.billing import subscriptions
-from domains.billing.periods import Period, billing_period_for
+from domains.billing import cycles, subscriptions
+from domains.billing.periods import Period
 from domains.catalog import plans, prices
 from domains.catalog.plan_phases import PhaseDefinition, definitions, in_phase, spans
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
@@ -38,10 +38,12 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
+from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
 
 CHANGE_OPTIONS = ("requested_date", "end_of_subscription_term", "immediate")
-_CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id"})
+_CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id", "billing_cycle_alignment",
+                            "align_billing_with_plan_change_date", "net_terms", "auto_collection",
+                            "default_invoice_memo", "trial_duration_days", "plan_version_number"})
 _CHANGE_COLUMNS = list(SubscriptionPlanChange.__table__.columns)  # type: ignore[attr-defined]
 
 
@@ -180,9 +182,12 @@ async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) 
     return grouped.get(subscription_id, [])
 
 
-async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription) -> list[PlanPhase]:
-    """The plans (and phased plans' phases) a subscription is on over time, in order, tiling [start_date, end_date)."""
-    changes = await _changes(uow, principal, subscription.id)
+async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Subscription,
+                      changes: Sequence[SubscriptionPlanChange] | None = None) -> list[PlanPhase]:
+    """The plans (and phased plans' phases) a subscription is on over time, in order, tiling
+    [start_date, end_date). ``changes``: its plan change rows when the caller has them already."""
+    if changes is None:
+        changes = await _changes(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
     return phases_of(subscription, changes, defined)
 
@@ -216,16 +221,60 @@ def _change_date(fields: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def _alignment(fields: Mapping[str, Any]) -> str:
+    """``billing_cycle_alignment`` (default unchanged), or the older ``align_billing_with_plan_change_date``
+    flag (true: plan_change_date); both given must agree."""
+    alignment = fields.get("billing_cycle_alignment")
+    if alignment is not None and alignment not in cycles.ALIGNMENTS:
+        raise ValidationFailed("billing_cycle_alignment", f"must be one of {', '.join(cycles.ALIGNMENTS)}")
+    flag = fields.get("align_billing_with_plan_change_date")
+    if flag is None:
+        return alignment or "unchanged"
+    if not isinstance(flag, bool):
+        raise ValidationFailed("align_billing_with_plan_change_date", "must be true, false or null")
+    implied = "plan_change_date" if flag else "unchanged"
+    if alignment is not None and alignment != implied:
+        raise ValidationFailed("align_billing_with_plan_change_date",
+                               f"is {str(flag).lower()}, which disagrees with billing_cycle_alignment {alignment!r}")
+    return implied
+
+
+async def _last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
+    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
+        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
+    return rows[0].until if rows else None  # type: ignore[no-any-return]
+
+
 async def schedule_plan_change(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
 ) -> Subscription:
     """Move the subscription to another plan (by ``plan_id`` or ``external_plan_id``) at the date the
-    ``change_option`` says, replacing any pending change (see the module's rules)."""
+    ``change_option`` says, replacing any pending change (see the module's rules).
+
+    ``billing_cycle_alignment`` (or ``align_billing_with_plan_change_date``) re-anchors the billing
+    periods from the change on (domains.billing.cycles): the period running then closes at the change.
+    Not before the end of an issued invoice's period (what is invoiced stays as it was billed).
+    ``trial_duration_days``: a free trial on the new plan from the change (no fixed fee of the new phase
+    for that many days); by default the new plan's own trial, 0 for none. ``net_terms``,
+    ``auto_collection`` and ``default_invoice_memo`` are set on the subscription when the change is made.
+    """
     unknown = sorted(set(fields) - _CHANGE_FIELDS)
     if unknown:
         raise ValidationFailed(unknown[0], "is not a plan change field")
     requested = _change_date(fields)
+    alignment = _alignment(fields)
+    settings: dict[str, Any] = {}
+    if fields.get("net_terms") is not None:
+        settings["net_terms"] = subscriptions.net_terms_of(fields["net_terms"])
+    if fields.get("auto_collection") is not None:
+        settings["auto_collection"] = subscriptions.auto_collection_of(fields["auto_collection"])
+    if fields.get("default_invoice_memo") is not None:
+        settings["default_invoice_memo"] = subscriptions.memo_of(fields["default_invoice_memo"])
+    trial_days = None if fields.get("trial_duration_days") is None \
+        else subscriptions.trial_days_of(fields["trial_duration_days"])
     plan = await subscriptions.active_plan_of(uow, principal, fields)
+    if trial_days is None:
+        trial_days = plan.trial_period_days or 0
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
     now = uow.clock.now()
     async with uow.transaction():
@@ -251,10 +300,19 @@ async def schedule_plan_change(
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends ({end.isoformat()}) before its "
                                           "term does; there is no next term to change plan at", field="change_option")
+        if alignment != "unchanged":
+            invoiced = await _last_invoiced(uow, principal, subscription.id)
+            if invoiced is not None and at < invoiced:
+                raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; a change re-anchoring "
+                                          "billing periods cannot take effect before that", field="change_date")
         await _drop_changes(uow, principal, subscription.id, or_(
             SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
-        uow.session.add(SubscriptionPlanChange(id=new_id(), org_id=principal.org_id, subscription_id=subscription.id,
-                                               plan_id=plan.id, effective_date=at, created_at=now))
+        uow.session.add(SubscriptionPlanChange(
+            id=new_id(), org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id, effective_date=at,
+            created_at=now, billing_cycle_alignment=None if alignment == "unchanged" else alignment,
+            trial_duration_days=trial_days or None))
+        for name, value in settings.items():
+            setattr(subscription, name, value)
         subscription.updated_at = now
         await uow.session.flush()
     return subscription
@@ -396,6 +454,8 @@ def price_intervals_of(
     for change in quantity_changes:
         by_price.setdefault(change.price_id, []).append(change)
     active = subscriptions.subscription_status(subscription, now) == "active"
+    changes = list(changes)
+    billing_cycles = cycles.subscription_cycles(subscription, changes)
     intervals = []
     for entry, phase in _phased(_entries(subscription, changes), plan_phases):
         start, end = phase.start, phase.end
@@ -403,7 +463,7 @@ def price_intervals_of(
         for price in phase_prices(prices_by_plan, phase):
             period = None
             if running:
-                period = billing_period_for(subscription.start_date, price.cadence, now)
+                period = cycles.period_at(billing_cycles, price.cadence, now)
                 if end is not None and end < period.end:
                     period = Period(period.start, end)
             fixed = prices.price_type(price) == "fixed_price"
@@ -541,7 +601,8 @@ async def change_fixed_fee_quantity(
             plan_prices = await prices.prices_by_plan_ids(
                 uow, principal=principal, plan_ids=[await subscriptions.plan_id_at(uow, principal, subscription, current)])
             cadence = subscriptions.billing_cadence(p.cadence for grouped in plan_prices.values() for p in grouped)
-            at = billing_period_for(subscription.start_date, cadence, current).end
+            billing_cycles = cycles.subscription_cycles(subscription, await _changes(uow, principal, subscription.id))
+            at = cycles.period_at(billing_cycles, cadence, current).end
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends before its next billing period",
                                           field="change_option")

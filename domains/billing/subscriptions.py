@@ -2,11 +2,13 @@
 
 Status is derived, never stored: ``upcoming`` before the start, ``active`` from the start until the
 end date, ``ended`` from the end date on (or at once when it ends the moment it starts). Billing
-periods are anchored on ``start_date`` (see domains.billing.periods).
+periods are anchored on ``billing_anchor`` (``start_date`` unless a billing_cycle_anchor_configuration
+said otherwise) until a plan change re-anchors them (see domains.billing.periods and cycles).
 """
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -14,13 +16,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, or_, select, update
 
-from domains.billing.periods import CADENCE_MONTHS, Period, billing_period_for
+from domains.billing import cycles
+from domains.billing.periods import CADENCE_MONTHS, Period
 from domains.catalog import plans
 from domains.customers import service as customers
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import (
@@ -36,8 +40,12 @@ from persistence.types import UTCDateTime
 STATUSES = ("active", "ended", "upcoming")
 CANCEL_OPTIONS = ("end_of_subscription_term", "immediate", "requested_date")
 _CREATE_FIELDS = frozenset({"customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date",
-                            "net_terms", "auto_collection", "metadata", "initial_phase_order"})
-_UPDATE_FIELDS = frozenset({"metadata"})
+                            "net_terms", "auto_collection", "metadata", "end_date", "billing_cycle_anchor_configuration",
+                            "align_billing_with_subscription_start_date", "default_invoice_memo",
+                            "trial_duration_days", "currency", "plan_version_number", "initial_phase_order"})
+_UPDATE_FIELDS = frozenset({"metadata", "net_terms", "auto_collection", "default_invoice_memo"})
+_ANCHOR_FIELDS = frozenset({"day", "month", "year"})
+MAX_TRIAL_DAYS = 3650
 _READ_COLUMNS = [
     column.label("subscription_metadata") if column.name == "metadata" else column
     for column in Subscription.__table__.columns  # type: ignore[attr-defined]
@@ -78,10 +86,64 @@ def parse_instant(field: str, value: Any) -> datetime:
     return value.astimezone(UTC)
 
 
-def _net_terms(value: Any) -> int:
+def net_terms_of(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 365:
         raise ValidationFailed("net_terms", "must be a whole number of days from 0 to 365")
     return value
+
+
+def auto_collection_of(value: Any) -> bool | None:
+    if value is not None and not isinstance(value, bool):
+        raise ValidationFailed("auto_collection", "must be true, false or null")
+    return value  # type: ignore[no-any-return]
+
+
+def memo_of(value: Any) -> str | None:
+    return text("default_invoice_memo", value, max_length=10_000)
+
+
+def trial_days_of(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TRIAL_DAYS:
+        raise ValidationFailed("trial_duration_days", f"must be a whole number of days from 0 to {MAX_TRIAL_DAYS}")
+    return value
+
+
+def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | None:
+    """The anchor a billing_cycle_anchor_configuration asks for (None: the start date).
+
+    ``day``: periods start on that day of the month (UTC midnight; a shorter month's last day), the
+    first one on the first such day at or after the start; the stretch before it is a short, prorated
+    period. ``month`` sets which months longer cadences start in (a quarterly price anchored in
+    February starts February, May, August, November). ``year`` picks among multi-year cycles, which no
+    cadence here has, so it is refused rather than ignored."""
+    config = fields.get("billing_cycle_anchor_configuration")
+    aligned = fields.get("align_billing_with_subscription_start_date")
+    if aligned is not None and not isinstance(aligned, bool):
+        raise ValidationFailed("align_billing_with_subscription_start_date", "must be true or false")
+    if config is None:
+        return None
+    if aligned:
+        raise ValidationFailed("align_billing_with_subscription_start_date",
+                               "give it or billing_cycle_anchor_configuration, not both")
+    field = "billing_cycle_anchor_configuration"
+    if not isinstance(config, Mapping):
+        raise ValidationFailed(field, "must be an object with a day")
+    unknown = sorted(set(config) - _ANCHOR_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"{field}.{unknown[0]}", "is not a billing cycle anchor field")
+    if config.get("year") is not None:
+        raise ValidationFailed(f"{field}.year", "is not supported: no cadence here is longer than a year")
+    day, month = config.get("day"), config.get("month")
+    if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
+        raise ValidationFailed(f"{field}.day", "must be a day of the month from 1 to 31")
+    if month is None:
+        return cycles.day_anchor(start, day)
+    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+        raise ValidationFailed(f"{field}.month", "must be a month from 1 to 12")
+    if day > calendar.monthrange(2024, month)[1]:  # a leap year: Feb 29 is a day February can have
+        raise ValidationFailed(f"{field}.day", f"month {month} has no day {day}")
+    # Any year: the grid extends both ways; the month sets which months longer cadences start in.
+    return datetime(start.year, month, day, tzinfo=UTC)
 
 
 def _one_of_ids(fields: Mapping[str, Any], by_id: str, by_external: str) -> tuple[str, str]:
@@ -108,7 +170,19 @@ async def _customer_of(uow: UnitOfWork, principal: Principal, fields: Mapping[st
         raise ValidationFailed(key, f"no customer with {key} {value!r} exists") from None
 
 
+def _plan_version(value: Any) -> None:
+    """Plans keep no versions here: each is version 1, so that is the only version to subscribe to."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationFailed("plan_version_number", "must be a whole number")
+    if value != 1:
+        raise ValidationFailed("plan_version_number", "plans have one version here (1); no other is kept")
+
+
 async def active_plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[str, Any]) -> Plan:
+    """The active plan ``plan_id`` or ``external_plan_id`` names (at ``plan_version_number``, if given)."""
+    _plan_version(fields.get("plan_version_number"))
     key, value = _one_of_ids(fields, "plan_id", "external_plan_id")
     try:
         if key == "plan_id":
@@ -125,34 +199,47 @@ async def active_plan_of(uow: UnitOfWork, principal: Principal, fields: Mapping[
 async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Subscription:
     """Subscribe a customer (by id or external id) to a plan (by id or external_plan_id).
 
-    ``start_date`` defaults to now and may be in the past (backdated) or the future (upcoming).
-    ``initial_phase_order`` starts a phased plan in a later phase.
-    ``net_terms`` defaults to the plan's (0 when it has none); ``auto_collection`` left null follows
-    the customer's setting. A customer with no currency yet takes the plan's (as Orb does); one with
-    another currency is refused, naming the plan field.
+    ``start_date`` defaults to now and may be in the past (backdated) or the future (upcoming);
+    ``end_date`` (after the start) schedules its end. ``initial_phase_order`` starts a phased plan in a
+    later phase. ``net_terms`` defaults to the plan's (0 when it has none); ``auto_collection`` left
+    null follows the customer's setting. A customer with no currency yet takes the plan's (as Orb
+    does); one with another currency is refused, naming the plan field, and so is a ``currency`` other
+    than the plan's. ``trial_duration_days`` overrides the plan's trial (0: none).
+    ``billing_cycle_anchor_configuration`` anchors the billing periods (see ``_billing_anchor``);
+    ``default_invoice_memo`` is the memo of its issued invoices.
     """
     unknown = sorted(set(fields) - _CREATE_FIELDS)
     if unknown:
         raise ValidationFailed(unknown[0], "is not a subscription field")
     now = uow.clock.now()
     start = now if fields.get("start_date") is None else parse_instant("start_date", fields["start_date"])
-    auto_collection = fields.get("auto_collection")
-    if auto_collection is not None and not isinstance(auto_collection, bool):
-        raise ValidationFailed("auto_collection", "must be true, false or null")
+    end = None if fields.get("end_date") is None else parse_instant("end_date", fields["end_date"])
+    if end is not None and end <= start:
+        raise ValidationFailed("end_date", f"must be after the start_date ({start.isoformat()})")
+    auto_collection = auto_collection_of(fields.get("auto_collection"))
+    anchor = _billing_anchor(fields, start)
+    memo = memo_of(fields.get("default_invoice_memo"))
+    trial_days = None if fields.get("trial_duration_days") is None else trial_days_of(fields["trial_duration_days"])
     metadata = merge_metadata("metadata", fields.get("metadata") or {})
     customer = await _customer_of(uow, principal, fields)
     plan = await active_plan_of(uow, principal, fields)
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
+    if fields.get("currency") is not None and fields["currency"] != plan.currency:
+        raise ValidationFailed("currency", f"the plan bills in {plan.currency}; a subscription bills in its "
+                                           "plan's currency")
     if customer.currency is not None and customer.currency != plan.currency:
         raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the customer is billed in "
                                            f"{customer.currency}")
-    net_terms = _net_terms(fields["net_terms"]) if fields.get("net_terms") is not None else (plan.net_terms or 0)
+    net_terms = net_terms_of(fields["net_terms"]) if fields.get("net_terms") is not None else (plan.net_terms or 0)
     initial_phase = _initial_phase_order(fields.get("initial_phase_order"), plan)
+    if trial_days is None:
+        trial_days = plan.trial_period_days or 0
     subscription = Subscription(
         id=new_id(), org_id=principal.org_id, customer_id=customer.id, plan_id=plan.id, currency=plan.currency,
-        start_date=start, end_date=None, net_terms=net_terms, auto_collection=auto_collection,
-        subscription_metadata=metadata, created_at=now, updated_at=now,
-        trial_end_date=start + timedelta(days=plan.trial_period_days) if plan.trial_period_days else None,
+        start_date=start, end_date=end, net_terms=net_terms, auto_collection=auto_collection,
+        subscription_metadata=metadata, created_at=now, updated_at=now, billing_anchor=anchor,
+        default_invoice_memo=memo,
+        trial_end_date=start + timedelta(days=trial_days) if trial_days else None,
     )
     async with uow.transaction():
         if customer.currency is None:
@@ -295,16 +382,28 @@ async def lock_subscription(uow: UnitOfWork, principal: Principal, subscription_
 async def update_subscription(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
 ) -> Subscription:
-    """Change a subscription's metadata (keys given are set, a key given null is removed)."""
+    """Change a subscription's metadata (keys given are set, a key given null is removed), its
+    ``net_terms`` (for invoices issued from now on), ``auto_collection`` (null: the customer's setting)
+    or ``default_invoice_memo`` (null removes it)."""
     unknown = sorted(set(fields) - _UPDATE_FIELDS)
     if unknown:
         raise ValidationFailed(unknown[0], "is not a subscription field that can be updated")
+    changes: dict[str, Any] = {}
+    if fields.get("net_terms") is not None:
+        changes["net_terms"] = net_terms_of(fields["net_terms"])
+    if "auto_collection" in fields:
+        changes["auto_collection"] = auto_collection_of(fields["auto_collection"])
+    if "default_invoice_memo" in fields:
+        changes["default_invoice_memo"] = memo_of(fields["default_invoice_memo"])
     async with uow.transaction():
         subscription = await lock_subscription(uow, principal, subscription_id)
         if "metadata" in fields:
             given = fields["metadata"]
             current = subscription.subscription_metadata if given is not None else None
             subscription.subscription_metadata = merge_metadata("metadata", given or {}, current)
+        for name, value in changes.items():
+            setattr(subscription, name, value)
+        if changes or "metadata" in fields:
             subscription.updated_at = uow.clock.now()
         await uow.session.flush()
     return subscription
@@ -323,15 +422,25 @@ def billing_cadence(cadences: Iterable[str]) -> str:
     return min(recurring, key=CADENCE_MONTHS.__getitem__, default="monthly")
 
 
-def current_billing_period(subscription: Subscription, cadences: Iterable[str], now: datetime) -> Period | None:
-    """The billing period (of the plan's billing cadence) holding ``now``, cut at the end date; None
-    unless the subscription is active (as Orb leaves it null for upcoming and ended ones)."""
+def current_billing_period(subscription: Subscription, cadences: Iterable[str], now: datetime,
+                           changes: Iterable[SubscriptionPlanChange] = ()) -> Period | None:
+    """The billing period (of the plan's billing cadence) holding ``now``, cut to its billing cycle and
+    at the end date; None unless the subscription is active (as Orb leaves it null for upcoming and
+    ended ones). ``changes``: its plan change rows (those re-anchoring billing move the periods)."""
     if subscription_status(subscription, now) != "active":
         return None
-    period = billing_period_for(subscription.start_date, billing_cadence(cadences), now)
-    if subscription.end_date is not None and subscription.end_date < period.end:
-        return Period(period.start, subscription.end_date)
-    return period
+    return cycles.period_at(cycles.subscription_cycles(subscription, changes), billing_cadence(cadences), now)
+
+
+async def reanchoring_changes(uow: UnitOfWork, principal: Principal,
+                              subscription: Subscription) -> list[SubscriptionPlanChange]:
+    """The subscription's plan changes that re-anchor its billing periods (what its cycles need)."""
+    rows = await uow.rows(
+        select(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.billing_cycle_alignment)
+        .where(SubscriptionPlanChange.org_id == principal.org_id,
+               SubscriptionPlanChange.subscription_id == subscription.id,
+               SubscriptionPlanChange.billing_cycle_alignment.is_not(None)))  # type: ignore[union-attr]
+    return list(rows)  # type: ignore[arg-type]
 
 
 async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> str:
@@ -353,10 +462,13 @@ async def plan_id_at(uow: UnitOfWork, principal: Principal, subscription: Subscr
 
 async def term_end(uow: UnitOfWork, principal: Principal, subscription: Subscription, now: datetime) -> datetime:
     """End of the current term: the billing period of the current plan's longest recurring cadence
-    holding now (holding the start for an upcoming subscription)."""
+    holding now (holding the start for an upcoming subscription), on the billing cycle holding it."""
     at = max(now, subscription.start_date)
     cadence = await _term_cadence(uow, principal, await plan_id_at(uow, principal, subscription, at))
-    return billing_period_for(subscription.start_date, cadence, at).end
+    # The term runs on its grid past a scheduled end (a cancellation at term end replaces that end).
+    cycle_list = cycles.subscription_cycles(subscription, await reanchoring_changes(uow, principal, subscription),
+                                            open_ended=True)
+    return cycles.period_at(cycle_list, cadence, at).end
 
 
 async def cancel_subscription(

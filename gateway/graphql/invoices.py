@@ -89,7 +89,7 @@ class UpcomingInvoice:
         return cls(id=invoice_id, customer_id=draft.customer_id, subscription_id=draft.subscription_id,
                    currency=draft.currency, invoice_date=draft.invoice_date, period_start=start,
                    period_end=draft.period.end, net_terms=draft.net_terms, subtotal=draft.subtotal,
-                   total=draft.total, amount_due=draft.amount_due, created_at=start, lines=lines)
+                   total=draft.total, amount_due=draft.amount_due, created_at=start, lines=lines, memo=draft.memo)
 
 
 def _one_off_price(line: InvoiceLine) -> PriceRow:

@@ -10,7 +10,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from domains.billing import phases, schedule, subscriptions
+from domains.billing import cycles, phases, schedule, subscriptions
 from domains.billing.periods import Period
 from gateway.context import Context
 from gateway.graphql.inputs import to_fields
@@ -62,7 +62,15 @@ async def _current_plan_id(root: SubscriptionRow, info: Resolve) -> str:
 
 async def _current_period(root: SubscriptionRow, info: Resolve) -> Period | None:
     plan_prices = await info.context.loaders.prices_by_plan_id.load(await _current_plan_id(root, info))
-    return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now())
+    changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
+    return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now(),
+                                                changes)
+
+
+async def _current_anchor(root: SubscriptionRow, info: Resolve) -> datetime:
+    """The anchor of the billing cycle holding now (its day is the billing cycle day)."""
+    changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
+    return cycles.cycle_at(cycles.subscription_cycles(root, changes), info.context.uow.clock.now()).anchor
 
 
 @strawberry.type(name="Subscription", description="A customer's subscription to a plan.")
@@ -143,17 +151,21 @@ class SubscriptionType:
         quantity_changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
         intervals = schedule.price_intervals_of(root, changes, plan_prices, quantity_changes,
                                                 info.context.uow.clock.now(), defined)
-        return [PriceIntervalType.of(root, interval) for interval in intervals]
+        billing_cycles = cycles.subscription_cycles(root, changes)
+        return [PriceIntervalType.of(interval, cycles.cycle_at(billing_cycles, interval.start).anchor.day)
+                for interval in intervals]
 
-    @strawberry.field(description="Day of the month billing periods start on (the start date's).")
+    @strawberry.field(description="Day of the month billing periods start on now: the start date's, unless a "
+                                  "billing_cycle_anchor_configuration or a plan change's alignment moved it.")
     @staticmethod
-    def billing_cycle_day(root: SubscriptionRow) -> int:
-        return root.start_date.day
+    async def billing_cycle_day(root: SubscriptionRow, info: Resolve) -> int:
+        return (await _current_anchor(root, info)).day
 
-    @strawberry.field(description="Billing periods are anchored on the start date's day of month.")
+    @strawberry.field(description="The day of month billing periods are anchored on now (see billingCycleDay).")
     @staticmethod
-    def billing_cycle_anchor_configuration(root: SubscriptionRow) -> BillingCycleAnchorConfiguration:
-        return BillingCycleAnchorConfiguration(day=root.start_date.day, month=None, year=None)
+    async def billing_cycle_anchor_configuration(root: SubscriptionRow,
+                                                 info: Resolve) -> BillingCycleAnchorConfiguration:
+        return BillingCycleAnchorConfiguration(day=(await _current_anchor(root, info)).day, month=None, year=None)
 
     @strawberry.field(description="The end of its free trial (no fixed fees before it); null: no trial.")
     @staticmethod
@@ -166,10 +178,10 @@ class SubscriptionType:
     def auto_issuance(root: SubscriptionRow) -> bool:
         return True
 
-    @strawberry.field(description="Invoice memos come from nowhere yet: null.")
+    @strawberry.field(description="The memo its issued invoices carry; null: none.")
     @staticmethod
     def default_invoice_memo(root: SubscriptionRow) -> str | None:
-        return None
+        return root.default_invoice_memo
 
     @strawberry.field(description="Threshold billing is not offered yet: null.")
     @staticmethod
@@ -274,13 +286,13 @@ class PriceIntervalType:
         return self.price_row  # type: ignore[return-value]
 
     @classmethod
-    def of(cls, subscription: SubscriptionRow, interval: schedule.PriceInterval) -> PriceIntervalType:
+    def of(cls, interval: schedule.PriceInterval, billing_cycle_day: int) -> PriceIntervalType:
         period = interval.current_period
         transitions = None if interval.quantities is None else [
             FixedFeeQuantityTransitionType(price_id=q.price_id, effective_date=q.start, quantity=q.quantity)
             for q in interval.quantities]
         return cls(id=strawberry.ID(interval.id), start_date=interval.start, end_date=interval.end,
-                   billing_cycle_day=subscription.start_date.day, can_defer_billing=interval.deferred,
+                   billing_cycle_day=billing_cycle_day, can_defer_billing=interval.deferred,
                    current_billing_period_start_date=period.start if period else None,
                    current_billing_period_end_date=period.end if period else None,
                    fixed_fee_quantity_transitions=transitions, filter=None, usage_customer_ids=None,
@@ -327,15 +339,39 @@ class SubscriptionConnection:
 
 
 @strawberry.input
+class BillingCycleAnchorConfigurationInput:
+    day: int = strawberry.field(description="1 to 31; a shorter month's last day in its place.")
+    month: int | None = strawberry.field(default=strawberry.UNSET,
+                                         description="Which months longer cadences start in (1 to 12).")
+    year: int | None = strawberry.field(default=strawberry.UNSET,
+                                        description="Refused: no cadence is longer than a year.")
+
+
+@strawberry.input
 class SubscriptionInput:
     customer_id: str | None = strawberry.UNSET
     external_customer_id: str | None = strawberry.UNSET
     plan_id: str | None = strawberry.UNSET
     external_plan_id: str | None = strawberry.UNSET
     start_date: datetime | None = strawberry.UNSET
+    end_date: datetime | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="When it ends (after the start); null: open-ended.")
     net_terms: int | None = strawberry.UNSET
     auto_collection: bool | None = strawberry.UNSET
     metadata: JSON | None = strawberry.UNSET
+    currency: str | None = strawberry.field(default=strawberry.UNSET,
+                                            description="Must be the plan's (a subscription bills in it).")
+    billing_cycle_anchor_configuration: BillingCycleAnchorConfigurationInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Anchor billing periods on a day of the month (the first period, up "
+                                              "to that day, is prorated); default: the start date.")
+    align_billing_with_subscription_start_date: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="True: anchored on the start date (the default here).")
+    default_invoice_memo: str | None = strawberry.field(default=strawberry.UNSET,
+                                                        description="The memo its issued invoices carry.")
+    trial_duration_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Free trial days (no fixed fees); default: the plan's; 0: none.")
+    plan_version_number: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1: plans keep no other version.")
     initial_phase_order: int | None = strawberry.field(default=strawberry.UNSET,
                                                        description="A phased plan's phase to start in (default 1).")
 
@@ -343,6 +379,11 @@ class SubscriptionInput:
 @strawberry.input
 class SubscriptionUpdateInput:
     metadata: JSON | None = strawberry.UNSET
+    net_terms: int | None = strawberry.field(default=strawberry.UNSET,
+                                             description="For invoices issued from now on.")
+    auto_collection: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Null: the customer's setting applies.")
+    default_invoice_memo: str | None = strawberry.field(default=strawberry.UNSET, description="Null removes it.")
 
 
 @strawberry.input
@@ -359,6 +400,22 @@ class PlanChangeInput:
     external_plan_id: str | None = strawberry.UNSET
     change_date: datetime | None = strawberry.field(default=strawberry.UNSET,
                                                     description="Required with requested_date, else refused.")
+    billing_cycle_alignment: str | None = strawberry.field(
+        default=strawberry.UNSET, description="unchanged (default), plan_change_date (billing periods restart at "
+                                              "the change) or start_of_month (on the 1st after it).")
+    align_billing_with_plan_change_date: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="True: as billing_cycle_alignment plan_change_date.")
+    net_terms: int | None = strawberry.field(default=strawberry.UNSET,
+                                             description="Set on the subscription when the change is made.")
+    auto_collection: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Set on the subscription when the change is made.")
+    default_invoice_memo: str | None = strawberry.field(default=strawberry.UNSET,
+                                                        description="Set on the subscription when the change is made.")
+    trial_duration_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="Free trial days on the new plan from the change; default: the "
+                                              "plan's; 0: none.")
+    plan_version_number: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1: plans keep no other version.")
 
 
 @strawberry.input
@@ -425,7 +482,7 @@ class SubscriptionMutations:
         return await subscriptions.create_subscription(  # type: ignore[return-value]
             ctx.uow, principal=ctx.principal, fields=to_fields(input))
 
-    @strawberry.mutation(description="Change a subscription's metadata.")
+    @strawberry.mutation(description="Change a subscription's metadata, net terms, auto collection or invoice memo.")
     async def update_subscription(self, info: Resolve, id: strawberry.ID,
                                   input: SubscriptionUpdateInput) -> SubscriptionType:
         ctx = info.context

@@ -36,6 +36,10 @@ class Subscription(SQLModel, table=True):
     auto_collection: bool | None = None
     # Fixed fees are not billed before it (a free trial); null: no trial. From the plan's trial_config.
     trial_end_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Billing periods are anchored here (its day of month and time of day); null: at start_date.
+    billing_anchor: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The memo its issued invoices carry.
+    default_invoice_memo: str | None = None
     subscription_metadata: dict[str, str] = Field(default_factory=dict,
                                                   sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -139,6 +143,11 @@ class SubscriptionPlanChange(SQLModel, table=True):
     # Set on a phase transition of a phased plan (trigger_phase, initial_phase_order): from
     # effective_date on, the plan's phase of this order (later phases follow by their durations).
     plan_phase_order: int | None = None
+    # From effective_date on, billing periods re-anchor: plan_change_date (at it) or start_of_month (the
+    # next 1st); null: unchanged. Kept as the rule, not the instant, so shifting the change moves it too.
+    billing_cycle_alignment: str | None = Field(default=None, max_length=16)
+    # A free trial on the new plan: no fixed fee of the phase for this many days; null: none.
+    trial_duration_days: int | None = None
 
 
 class SubscriptionPriceQuantity(SQLModel, table=True):

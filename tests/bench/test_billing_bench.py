@@ -63,7 +63,7 @@ async def test_period_close_issues_every_invoice_once(backend, tmp_path):
         "period_close_rate_10", "period_close_rate_30", "period_close_scaling", "period_close_statements"]
     # A whole number of statements per subscription (lock and plan_cache_mode on PostgreSQL, last
     # invoiced period, plan changes, quantity changes, usage, number, invoice, lines) plus the run's
-    # own few reads.
+    # own few reads (due subscriptions, their plans' prices and phases, metrics, re-anchoring changes).
     per_subscription = (runs[1].statements - runs[0].statements) / 20
     assert per_subscription == (9 if backend == "postgresql" else 7)
-    assert runs[0].statements - 10 * per_subscription <= 6
+    assert runs[0].statements - 10 * per_subscription <= 8

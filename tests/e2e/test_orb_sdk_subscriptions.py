@@ -157,3 +157,54 @@ def test_subscription_lifecycle(new_tenant: Callable[[], orb.Orb]) -> None:
 
     with pytest.raises(orb.NotFoundError):
         client.subscriptions.fetch("01m0000000000000000000000")
+
+
+def test_billing_fields_on_create_update_and_plan_change(new_tenant: Callable[[], orb.Orb]) -> None:
+    """The billing fields Orb documents and Accrual honours, sent by the SDK; the ones it refuses are 400s."""
+    client = new_tenant()
+    platform = client.items.create(name="Platform")
+    basic = client.plans.create(currency="USD", name="Basic", prices=[
+        {"price": {"name": "Basic fee", "item_id": platform.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "31.00"}}}])
+    pro = client.plans.create(currency="USD", name="Pro", prices=[
+        {"price": {"name": "Pro fee", "item_id": platform.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "62.00"}}}])
+    customer = client.customers.create(name="Acme", email="billing@acme.com")
+    start = datetime(2024, 1, 15, tzinfo=UTC)
+    ends = datetime(2099, 1, 1, tzinfo=UTC)
+    created = client.subscriptions.create(
+        customer_id=customer.id, plan_id=basic.id, start_date=start, end_date=ends, currency="USD",
+        billing_cycle_anchor_configuration={"day": 1}, align_billing_with_subscription_start_date=False,
+        trial_duration_days=4, default_invoice_memo="Thanks for your business")
+    assert (created.billing_cycle_day, created.billing_cycle_anchor_configuration.day) == (1, 1)
+    assert (created.end_date, created.trial_info.end_date, created.default_invoice_memo) == (
+        ends, datetime(2024, 1, 19, tzinfo=UTC), "Thanks for your business")
+    assert created.current_billing_period_start_date is not None
+    assert created.current_billing_period_start_date.day == 1
+
+    updated = client.subscriptions.update(created.id, net_terms=20, auto_collection=False,
+                                          default_invoice_memo="PO 77")
+    assert (updated.net_terms, updated.auto_collection, updated.default_invoice_memo) == (20, False, "PO 77")
+
+    changed = client.subscriptions.schedule_plan_change(
+        created.id, change_option="requested_date", change_date=datetime(2024, 3, 10, tzinfo=UTC), plan_id=pro.id,
+        billing_cycle_alignment="plan_change_date", net_terms=45, auto_collection=True,
+        default_invoice_memo="Pro from March", trial_duration_days=0)
+    assert changed.plan is not None and changed.plan.id == pro.id
+    assert (changed.billing_cycle_day, changed.net_terms, changed.auto_collection, changed.default_invoice_memo) == (
+        10, 45, True, "Pro from March")
+    assert [i.billing_cycle_day for i in changed.price_intervals] == [1, 10]
+    realigned = client.subscriptions.schedule_plan_change(
+        created.id, change_option="requested_date", change_date=datetime(2024, 3, 10, tzinfo=UTC), plan_id=pro.id,
+        align_billing_with_plan_change_date=False)
+    assert realigned.billing_cycle_day == 1
+
+    for refused in ({"price_overrides": []}, {"coupon_redemption_code": "WELCOME"}, {"invoicing_threshold": "10"},
+                    {"billing_cycle_alignment": "weekly"}):
+        with pytest.raises(orb.BadRequestError) as error:
+            client.subscriptions.schedule_plan_change(created.id, change_option="immediate", plan_id=basic.id,
+                                                      **refused)  # type: ignore[arg-type]
+        assert error.value.status_code == 400 and next(iter(refused)) in str(error.value.body)
+    with pytest.raises(orb.BadRequestError):
+        client.subscriptions.create(customer_id=customer.id, plan_id=basic.id, add_prices=[])
+    assert client.subscriptions.fetch(created.id).plan.id == pro.id  # type: ignore[union-attr]

@@ -126,7 +126,20 @@ async def test_bad_cancellations_are_400s_naming_the_field_and_change_nothing(cl
     ({"customer_id": None}, "customer_id"),
     ({"start_date": "2024-01-01"}, "start_date"),
     ({"net_terms": "thirty"}, "net_terms"),
-    ({"trial_duration_days": 7}, "trial_duration_days"),
+    ({"trial_duration_days": -1}, "trial_duration_days"),
+    ({"end_date": "2020-01-01T00:00:00Z", "start_date": "2024-01-01T00:00:00Z"}, "end_date"),
+    ({"billing_cycle_anchor_configuration": {"day": 32}}, "billing_cycle_anchor_configuration.day"),
+    ({"billing_cycle_anchor_configuration": {"day": 1, "year": 2024}}, "billing_cycle_anchor_configuration.year"),
+    ({"billing_cycle_anchor_configuration": {"day": 1}, "align_billing_with_subscription_start_date": True},
+     "align_billing_with_subscription_start_date"),
+    ({"currency": "EUR"}, "currency"),
+    # Orb documents these; Accrual refuses them, naming the field.
+    ({"price_overrides": []}, "price_overrides"),
+    ({"add_prices": []}, "add_prices"),
+    ({"coupon_redemption_code": "WELCOME"}, "coupon_redemption_code"),
+    ({"usage_customer_ids": ["c"]}, "usage_customer_ids"),
+    ({"invoicing_threshold": "10.00"}, "invoicing_threshold"),
+    ({"plan_version_number": 2}, "plan_version_number"),  # plans keep only version 1
 ])
 async def test_bad_creations_are_400s_naming_the_field(client, tenant, change, field):
     plan, customer = await _setup(client, tenant.key)

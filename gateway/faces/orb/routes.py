@@ -48,8 +48,13 @@ PRICE_FIELDS = (
 BACKFILL_FIELDS = ("timeframe_start", "timeframe_end", "close_time", "customer_id", "external_customer_id",
                    "replace_existing_events", "deprecation_filter")
 SUBSCRIPTION_FIELDS = ("customer_id", "external_customer_id", "plan_id", "external_plan_id", "start_date", "net_terms",
-                       "auto_collection", "metadata", "initial_phase_order")
-PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id")
+                       "auto_collection", "metadata", "end_date", "currency", "billing_cycle_anchor_configuration",
+                       "align_billing_with_subscription_start_date", "default_invoice_memo", "trial_duration_days",
+                       "plan_version_number", "initial_phase_order")
+SUBSCRIPTION_UPDATE_FIELDS = ("metadata", "net_terms", "auto_collection", "default_invoice_memo")
+PLAN_CHANGE_FIELDS = ("change_option", "change_date", "plan_id", "external_plan_id", "billing_cycle_alignment",
+                      "align_billing_with_plan_change_date", "net_terms", "auto_collection", "default_invoice_memo",
+                      "trial_duration_days", "plan_version_number")
 FIXED_FEE_QUANTITY_FIELDS = ("price_id", "quantity", "effective_date", "change_option")
 # The SDKs send the customer filters as lists (customer_id[]=...): one value at a time is taken.
 SUBSCRIPTION_LIST_ARGS = {**PAGE_ARGS, "customerId": engine.SingleListQuery("customer_id"),
@@ -112,7 +117,7 @@ ROWS: list[Row] = [
         args={"input": Body(allow=SUBSCRIPTION_FIELDS)}),
     Row("GET", "/subscriptions/{subscription_id}", "subscription", SUBSCRIPTION, args={"id": Path("subscription_id")}),
     Row("PUT", "/subscriptions/{subscription_id}", "updateSubscription", SUBSCRIPTION,
-        args={"id": Path("subscription_id"), "input": Body(allow=("metadata",))}),
+        args={"id": Path("subscription_id"), "input": Body(allow=SUBSCRIPTION_UPDATE_FIELDS)}),
     Row("POST", "/subscriptions/{subscription_id}/cancel", "cancelSubscription", SUBSCRIPTION,
         args={"id": Path("subscription_id"), "input": Body(allow=("cancel_option", "cancellation_date"))}),
     Row("POST", "/subscriptions/{subscription_id}/unschedule_cancellation", "unscheduleSubscriptionCancellation",

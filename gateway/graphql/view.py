@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.http import GraphQLHTTPResponse, process_result
 from strawberry.types import ExecutionResult
@@ -24,6 +25,17 @@ GRAPHQL_CONTEXT = web.RequestKey("graphql_context", Context)
 
 
 class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        # Strawberry answers what it refuses before executing (malformed JSON, no query, an unknown
+        # operationName, a wrong method) in text/plain; a client of the graph expects its JSON shape.
+        try:
+            return await self.run(request=request)
+        except HTTPException as exc:
+            code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED" if exc.status_code == 405 \
+                else "NOT_FOUND"
+            return json_response({"data": None, "errors": [{"message": exc.reason, "extensions": {"code": code}}]},
+                                 exc.status_code)
+
     async def get_context(self, request: web.Request, response: Any) -> Context:  # type: ignore[override]
         return request[GRAPHQL_CONTEXT]
 

@@ -112,6 +112,8 @@ async def test_operation_name_must_match(client, tenant, seeded, executions):  #
     response = await client.post("/graphql", headers=tenant.bearer, json={
         "query": query, "variables": {"id": seeded["child"]}, "operationName": "Other"})
     assert executions == [] and response.status == 400  # Strawberry: unknown operation name
+    assert response.content_type == "application/json"
+    assert (await response.json())["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     response = await client.post("/graphql", headers=tenant.bearer, json={
         "query": query, "variables": {"id": seeded["child"]}, "operationName": "Named"})
     assert (await response.json()) == {"data": {"customer": {"id": seeded["child"]}}}
@@ -124,3 +126,13 @@ async def test_the_depth_limit_holds_on_the_compiled_path(client, tenant, seeded
         "query": "query($id: ID!) { customer(id: $id) { " + deep + " } }", "variables": {"id": seeded["child"]}})
     body = await response.json()
     assert executions == [] and body["data"] is None and "depth" in body["errors"][0]["message"]
+
+
+async def test_what_strawberry_refuses_before_executing_answers_in_the_graph_s_json_shape(client, tenant):
+    for body, reason in ((b"{not json", "JSON"), (b'{"variables": {}}', "query")):
+        response = await client.post("/graphql", headers={**tenant.bearer, "Content-Type": "application/json"},
+                                     data=body)
+        assert response.status == 400 and response.content_type == "application/json"
+        answer = await response.json()
+        assert answer["data"] is None and answer["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+        assert reason in answer["errors"][0]["message"]

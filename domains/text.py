@@ -1,4 +1,4 @@
-"""Text fields every resource shares: names, descriptions, external ids."""
+"""Text fields every resource shares: names, descriptions, external ids, choices."""
 
 from __future__ import annotations
 
@@ -21,3 +21,10 @@ def text(field: str, value: Any, *, required: bool = False, max_length: int = 50
 def identifier(field: str, value: Any, *, max_length: int = 255) -> str | None:
     """An optional caller-chosen id (external_plan_id, ...): null, or a non-blank string."""
     return None if value is None else text(field, value, required=True, max_length=max_length)
+
+
+def one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """One of a closed set of words (a status, a provider), or refused naming the field and the set."""
+    if value not in allowed:
+        raise ValidationFailed(field, f"must be one of {', '.join(allowed)}")
+    return value  # type: ignore[no-any-return]

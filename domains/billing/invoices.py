@@ -40,7 +40,7 @@ from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import text
+from domains.text import one_of, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, Invoice, InvoiceLineItem, InvoiceNumberCounter, Subscription
@@ -163,8 +163,8 @@ async def list_invoices(
 ) -> Page[Invoice]:
     """Stored invoices, newest first, by keyset on the time-ordered id; the filters combine."""
     limit = page_size(limit)
-    if status is not None and status not in STATUSES:
-        raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
+    if status is not None:
+        one_of("status", status, STATUSES)
     statement = _scoped(principal)
     if customer_id is not None:
         statement = statement.where(Invoice.customer_id == customer_id)

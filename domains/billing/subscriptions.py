@@ -24,7 +24,7 @@ from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import text
+from domains.text import one_of, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import (
@@ -343,8 +343,8 @@ async def list_subscriptions(
 ) -> Page[Subscription]:
     """Newest first, by keyset on the time-ordered id; filters combine (an unknown customer lists nothing)."""
     limit = page_size(limit)
-    if status is not None and status not in STATUSES:
-        raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
+    if status is not None:
+        one_of("status", status, STATUSES)
     params = _scope(principal, limit=limit + 1)
     customer_ids = {customer_id} if customer_id is not None else set()
     if external_customer_id is not None:

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from domains.amounts import bounded
 from domains.errors import ValidationFailed
+from domains.text import one_of
 
 STATUSES = ("active", "inactive", "archived")
 PAYMENT_PROVIDERS = ("quickbooks", "bill.com", "stripe_charge", "stripe_invoice", "netsuite", "adyen")
@@ -48,12 +49,6 @@ def _timezones() -> frozenset[str]:
 def timezone_name(field: str, value: Any) -> str:
     if not isinstance(value, str) or value not in _timezones():
         raise ValidationFailed(field, f"{value!r} is not an IANA timezone (e.g. America/New_York)")
-    return value
-
-
-def one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValidationFailed(field, f"must be one of {', '.join(allowed)}")
     return value
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import and_, case, select, update
 from domains.errors import Conflict, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import one_of
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, Event, EventBackfill
@@ -130,8 +131,8 @@ async def list_backfills(
 ) -> Page[EventBackfill]:
     """Newest first, by keyset on the time-ordered id."""
     limit = page_size(limit)
-    if status is not None and status not in STATUSES:
-        raise ValidationFailed("status", f"must be one of {', '.join(STATUSES)}")
+    if status is not None:
+        one_of("status", status, STATUSES)
     statement = select(*EventBackfill.__table__.columns).where(*_scoped(principal))  # type: ignore[attr-defined]
     if after_id is not None:
         statement = statement.where(EventBackfill.id < after_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -46,6 +47,25 @@ async def run_accrual(database: BenchDatabase, *args: str) -> str:
     if process.returncode != 0:
         raise RuntimeError(f"accrual {' '.join(args)} failed:\n{stderr.decode(errors='replace')[-2000:]}")
     return stdout.decode()
+
+
+async def analyze(database: BenchDatabase) -> None:
+    """Planner statistics for what was just seeded, as autovacuum gives a live PostgreSQL database (and
+    `ANALYZE` a SQLite one): without them the plans of the first minute depend on whether autovacuum
+    happened to wake up during the run."""
+    if database.backend == "sqlite":
+        path = database.url.split(":///", 1)[1]
+
+        def run() -> None:
+            with sqlite3.connect(path) as connection:
+                connection.execute("ANALYZE")
+        await asyncio.to_thread(run)
+        return
+    connection = await asyncpg.connect(database.url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
 
 
 async def mint_key(database: BenchDatabase) -> str:

@@ -127,6 +127,11 @@ async def grouped_quantities(
     found: Grouped = {}
     for row in rows:
         value, group = row[0], row[1]
+        if value is None:
+            # No value the aggregate takes (e.g. SUM over a group whose events carry no number): the
+            # group has no usage there. SQLite's SUM never returns these rows (its join drops such
+            # events), so leaving them out on PostgreSQL too keeps the two engines' groups the same.
+            continue
         day = date.fromisoformat(row[2]) if kind != "window" else None
-        found.setdefault(group, {})[day] = Decimal(0) if value is None else Decimal(str(value))
+        found.setdefault(group, {})[day] = Decimal(str(value))
     return found

@@ -167,6 +167,20 @@ async def test_bad_input_is_named(unit, world):
         assert refused.value.field == field, kwargs
 
 
+async def test_a_group_without_numbers_has_no_sum(unit, world):
+    # An `apac` event whose tokens are text: counted by COUNT(*), but SUM has no number for the group.
+    await _send(unit, world["principal"], world["sub"].customer_id, at(2031, 1, 5, 14), "llm",
+                {"tokens": "many", "region": "apac", "user": "u4"})
+    assert _table(await _grouped(unit, world, "tokens", group_by="region")) == {"eu": _d(65), "us": _d(30),
+                                                                                None: _d(10)}
+    assert _table(await _grouped(unit, world, "tokens", group_by="region", granularity="day",
+                                 view_mode="cumulative")) == {"eu": _d(0, 10, 15, 15, 65), "us": _d(0, 30, 30, 30, 30),
+                                                              None: _d(0, 0, 7, 10, 10)}
+    calls = await _grouped(unit, world, "calls", group_by="region")
+    assert [m.group.property_value for m in calls] == ["apac", "eu", "us", None]
+    assert _table(calls) == {"apac": _d(1), "eu": _d(3), "us": _d(1), None: _d(2)}
+
+
 async def test_a_window_outside_the_subscription_has_no_groups(unit, world):
     assert await _grouped(unit, world, "tokens", group_by="region", timeframe_start=at(2030, 12, 1),
                           timeframe_end=at(2031, 1, 1), granularity="day") == []

@@ -181,6 +181,14 @@ async def test_a_group_without_numbers_has_no_sum(unit, world):
     assert _table(calls) == {"apac": _d(1), "eu": _d(3), "us": _d(1), None: _d(2)}
 
 
+async def test_too_many_groups_are_refused(unit, world, monkeypatch):
+    monkeypatch.setattr(usage, "MAX_USAGE_GROUPS", 2)  # three regions (eu, us, none) in the window
+    with pytest.raises(ValidationFailed) as refused:
+        await _grouped(unit, world, "tokens", group_by="region")
+    assert refused.value.field == "group_by"
+    assert len(await _grouped(unit, world, "tokens", group_by="region", timeframe_end=at(2031, 1, 3))) == 2
+
+
 async def test_a_window_outside_the_subscription_has_no_groups(unit, world):
     assert await _grouped(unit, world, "tokens", group_by="region", timeframe_start=at(2030, 12, 1),
                           timeframe_end=at(2031, 1, 1), granularity="day") == []

@@ -8,6 +8,12 @@ subscription's life count. Each metric is one SQL statement per request (grouped
 except the cumulative daily view of an ``avg`` metric, which is one statement per day (a running
 average cannot be derived from daily averages).
 
+Grouped usage (Orb's ``group_by`` with ``billable_metric_id``, both required together): the one metric
+per value of an event property, each group in the same shape as ungrouped usage, in one statement
+(GROUP BY the property). Events without the property (or with it null) form one group whose value is
+null, listed last; the others are in order of their value, rendered as text (a number as its JSON
+text, a boolean as true/false). A second dimension is refused: Orb's group carries one property.
+
 Costs: the charges of each billing period overlapping the window, as its invoice bills them
 (``charges.period_charges``: plan changes, fixed-fee quantities and proration included), per price.
 ``cumulative`` adds each period to the ones before it. The window defaults to the current billing period.
@@ -15,8 +21,9 @@ Costs: the charges of each billing period overlapping the window, as its invoice
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from domains.billing import charges, schedule, subscriptions
@@ -25,6 +32,7 @@ from domains.catalog import prices as price_service
 from domains.customers import service as customers
 from domains.errors import ValidationFailed
 from domains.metering import evaluation
+from domains.metering.metric_sql import is_property_name
 from domains.metering.metrics import metrics_by_ids
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
@@ -34,6 +42,7 @@ VIEW_MODES = ("periodic", "cumulative")
 GRANULARITIES = ("day",)
 MAX_USAGE_DAYS = 366
 MAX_COST_PERIODS = 60
+MAX_USAGE_GROUPS = 1000  # distinct values of a group_by property in one response (all in one page)
 _DAY = timedelta(days=1)
 
 
@@ -45,10 +54,19 @@ class UsageBucket:
 
 
 @dataclass(frozen=True)
+class MetricGroup:
+    """The event property a grouped usage is for and its value (None: events without the property)."""
+
+    property_key: str
+    property_value: str | None
+
+
+@dataclass(frozen=True)
 class MetricUsage:
     metric: BillableMetric
     usage: list[UsageBucket]
     view_mode: str
+    group: MetricGroup | None = None
 
 
 @dataclass
@@ -137,11 +155,11 @@ def _days(window: Period) -> list[Period]:
 async def subscription_usage(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str, timeframe_start: datetime | None = None,
     timeframe_end: datetime | None = None, granularity: str | None = None, billable_metric_id: str | None = None,
-    group_by: str | None = None, view_mode: str | None = None,
+    group_by: str | None = None, view_mode: str | None = None, second_dimension_key: str | None = None,
 ) -> list[MetricUsage]:
-    """Per billable metric of the subscription's plans, its quantity over the window (or per day)."""
-    if group_by is not None:
-        raise ValidationFailed("group_by", "grouping usage by an event property is not supported")
+    """Per billable metric of the subscription's plans, its quantity over the window (or per day); with
+    ``group_by``, the one metric ``billable_metric_id`` names per value of that event property."""
+    _check_grouping(group_by, billable_metric_id, second_dimension_key)
     mode = _view_mode(view_mode)
     if granularity is not None and granularity not in GRANULARITIES:
         raise ValidationFailed("granularity", f"must be one of {', '.join(GRANULARITIES)} (or left out for the "
@@ -158,6 +176,8 @@ async def subscription_usage(
         raise ValidationFailed("timeframe_end", f"a daily usage window is at most {MAX_USAGE_DAYS} days")
     days = _days(window) if granularity == "day" else None
     counted = _life(subscription, window)
+    if group_by is not None:
+        return await _grouped(uow, principal, subscription, metrics[0], group_by, window, days, counted, mode)
     result = []
     for metric in metrics:
         if days is None:
@@ -169,6 +189,53 @@ async def subscription_usage(
             buckets = await _daily(uow, principal, subscription, metric, days, counted, mode)
         result.append(MetricUsage(metric=metric, usage=buckets, view_mode=mode))
     return result
+
+
+def _check_grouping(group_by: object, billable_metric_id: str | None, second_dimension_key: object) -> None:
+    if second_dimension_key is not None:
+        raise ValidationFailed("second_dimension_key", "is not supported: usage groups by one event property "
+                                                       "(Orb's metric_group carries one)")
+    if group_by is None:
+        return
+    if not is_property_name(group_by):
+        raise ValidationFailed("group_by", "must be an event property key (letters, digits, _ and -, at most 128)")
+    if billable_metric_id is None:
+        raise ValidationFailed("billable_metric_id", "is required with group_by (usage groups one metric at a time)")
+
+
+async def _grouped(uow: UnitOfWork, principal: Principal, subscription: Subscription, metric: BillableMetric,
+                   key: str, window: Period, days: list[Period] | None, counted: Period | None,
+                   mode: str) -> list[MetricUsage]:
+    """The metric per value of the property ``key``: each group's buckets as ungrouped usage has them."""
+    definition = evaluation.stored_definition(metric.sql)
+    scope = {"principal": principal, "definition": definition, "customer_id": subscription.customer_id,
+             "group_by": key}
+    if counted is None:
+        return []  # nothing counts: no group has events
+    if days is None:
+        found = await evaluation.grouped_quantities(uow, start=counted.start, end=counted.end,
+                                                    **scope)  # type: ignore[arg-type]
+        per_group = {group: [UsageBucket(by_day[None], window.start, window.end)] for group, by_day in found.items()}
+    elif mode == "cumulative" and definition.aggregate == "avg":
+        # A running average is not a function of the daily ones: the metric over [start, day end) each day.
+        per_day = [await evaluation.grouped_quantities(uow, start=counted.start, end=min(d.end, counted.end),
+                                                       **scope)  # type: ignore[arg-type]
+                   if min(d.end, counted.end) > counted.start else {} for d in days]
+        groups = {group for day in per_day for group in day}
+        per_group = {group: [UsageBucket(day.get(group, {}).get(None, Decimal(0)), d.start, d.end)
+                             for d, day in zip(days, per_day, strict=True)] for group in groups}
+    else:
+        kind = "first_seen" if mode == "cumulative" and definition.aggregate == "count_distinct" else "daily"
+        found = await evaluation.grouped_quantities(uow, start=counted.start, end=counted.end, kind=kind,
+                                                    **scope)  # type: ignore[arg-type]
+        per_group = {group: _buckets(definition.aggregate, by_day, days, mode)  # type: ignore[arg-type]
+                     for group, by_day in found.items()}
+    if len(per_group) > MAX_USAGE_GROUPS:
+        raise ValidationFailed("group_by", f"has more than {MAX_USAGE_GROUPS} distinct values in the window; "
+                                           "narrow the window or filter the metric")
+    order = sorted(per_group, key=lambda group: (group is None, group or ""))
+    return [MetricUsage(metric=metric, usage=per_group[group], view_mode=mode, group=MetricGroup(key, group))
+            for group in order]
 
 
 async def _daily(uow: UnitOfWork, principal: Principal, subscription: Subscription, metric: BillableMetric,
@@ -193,6 +260,12 @@ async def _daily(uow: UnitOfWork, principal: Principal, subscription: Subscripti
     else:
         per_day = await evaluation.daily_quantities(uow, start=counted.start, end=counted.end,
                                                     **scope)  # type: ignore[arg-type]
+    return _buckets(aggregate, per_day, days, mode)
+
+
+def _buckets(aggregate: str, per_day: Mapping[date | None, Decimal], days: list[Period],
+             mode: str) -> list[UsageBucket]:
+    """Each day's bucket from the days that have events: on its own, or cumulative from the first."""
     buckets, running = [], None
     for d in days:
         value = per_day.get(d.start.date())

@@ -11,8 +11,10 @@ from sqlalchemy.sql.selectable import Select
 
 from domains.errors import ValidationFailed
 from domains.metering.metric_query import (
+    distinct_first_seen_grouped_statement,
     distinct_first_seen_statement,
     metric_daily_statement,
+    metric_grouped_statement,
     metric_statement,
 )
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
@@ -94,3 +96,42 @@ async def metric_quantity(
     metric = await get_metric(uow, principal=principal, metric_id=metric_id)
     return await quantity(uow, principal=principal, definition=stored_definition(metric.sql), customer_id=customer_id,
                           start=start, end=end)
+
+
+# Grouped by an event property: {group value (None: events without it): {day (None: the whole window): quantity}}.
+Grouped = dict[str | None, dict[date | None, Decimal]]
+GROUP_KINDS = ("window", "daily", "first_seen")
+
+
+@lru_cache(maxsize=1024)
+def _grouped_statement(definition: MetricDefinition, dialect: str, key: str, kind: str) -> Select[Any]:
+    if kind == "first_seen":
+        statement = distinct_first_seen_grouped_statement(definition, dialect, key)
+    else:
+        statement = metric_grouped_statement(definition, dialect, key, daily=kind == "daily")
+    return statement.execution_options(**{CUSTOM_PLAN: True})
+
+
+async def grouped_quantities(
+    uow: UnitOfWork, *, principal: Principal, definition: MetricDefinition, customer_id: str,
+    start: datetime, end: datetime, group_by: str, kind: str = "window",
+) -> Grouped:
+    """The metric per value of the event property ``group_by`` over the customer's events in [start, end),
+    one statement: over the whole window (``window``), per UTC day (``daily``), or for a count_distinct
+    metric the values first seen each day (``first_seen``). Groups and days without events are left out."""
+    if kind not in GROUP_KINDS:
+        raise ValueError(kind)
+    _check_window(start, end)
+    rows = await uow.rows(_grouped_statement(definition, uow.dialect, group_by, kind),
+                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    found: Grouped = {}
+    for row in rows:
+        value, group = row[0], row[1]
+        if value is None:
+            # No value the aggregate takes (e.g. SUM over a group whose events carry no number): the
+            # group has no usage there. SQLite's SUM never returns these rows (its join drops such
+            # events), so leaving them out on PostgreSQL too keeps the two engines' groups the same.
+            continue
+        day = date.fromisoformat(row[2]) if kind != "window" else None
+        found.setdefault(group, {})[day] = Decimal(str(value))
+    return found

@@ -235,3 +235,46 @@ def distinct_first_seen_statement(definition: MetricDefinition, dialect: str) ->
                   .group_by(value).subquery("first_seen"))
     return (select(first_seen.c.day, func.count().label("quantity"))
             .group_by(first_seen.c.day).order_by(first_seen.c.day))
+
+
+# ---------------------------------------------------------------- grouped by an event property
+# Orb's grouped usage (GET /subscriptions/{id}/usage?group_by=...): the metric per value of one event
+# property, in the same single statement with the same injected scope, the group one more column.
+
+
+def group_value(dialect: str, key: str) -> ColumnElement[Any]:
+    """An event's value of the property ``key`` as text, the same on both engines: a string as is, a
+    number as its JSON text, a boolean as 'true'/'false'; missing or JSON null is NULL (its own group).
+    ``event_name`` is the event's own name, as in a metric's filter. The key is a bound parameter."""
+    if key == EVENT_NAME:
+        return Event.event_name  # type: ignore[return-value]
+    props = _Properties(dialect)
+    if props.postgres:
+        return _text_of(key)  # ->> gives scalars as text and JSON null as NULL (events hold scalars only)
+    kind = props.json_type(key)
+    return case((kind == "text", func.json_extract(Event.properties, literal(props._path(key)))),
+                (kind.in_(["integer", "real", "true", "false"]), props.as_written(key)), else_=None)
+
+
+def metric_grouped_statement(definition: MetricDefinition, dialect: str, key: str, daily: bool) -> Select[Any]:
+    """SELECT <aggregate>, group_value[, day] ... GROUP BY group_value[, day]: the metric per value of the
+    property over [start, end) (or per UTC day), one statement; groups and days without events have no row."""
+    group = group_value(dialect, key).label("group_value")
+    statement = metric_statement(definition, dialect).add_columns(group).group_by(group)
+    if daily:
+        day = utc_day(dialect).label("day")
+        statement = statement.add_columns(day).group_by(day)
+    return statement
+
+
+def distinct_first_seen_grouped_statement(definition: MetricDefinition, dialect: str, key: str) -> Select[Any]:
+    """For a count_distinct metric grouped by a property: SELECT group_value, day, how many of the
+    group's values are first seen that day (a value counts once per group)."""
+    props = _Properties(dialect)
+    value = props.any_value(definition.property)  # type: ignore[arg-type]
+    group = group_value(dialect, key).label("group_value")
+    first_seen = (select(group, func.min(utc_day(dialect)).label("day"))
+                  .where(*_scope(props, definition), value.isnot(None))
+                  .group_by(group, value).subquery("first_seen"))
+    return (select(func.count().label("quantity"), first_seen.c.group_value, first_seen.c.day)
+            .group_by(first_seen.c.group_value, first_seen.c.day))

@@ -293,3 +293,8 @@ def _number(text: str) -> Decimal:
     if not number.is_finite():
         raise _refuse(f"{text!r} is not a finite number")
     return number
+
+
+def is_property_name(name: object) -> bool:
+    """Whether ``name`` is an event property a metric could name (e.g. a usage `group_by` key)."""
+    return isinstance(name, str) and _PROPERTY.fullmatch(name) is not None

@@ -17,6 +17,7 @@ from gateway.graphql.inputs import to_fields
 from gateway.graphql.pagination import PageInfo, page_arguments
 from gateway.graphql.usage import (
     GRANULARITY,
+    GROUP_BY,
     VIEW_MODE,
     WINDOW,
     CostTimeframeType,
@@ -232,9 +233,10 @@ class SubscriptionType:
         granularity: Annotated[str | None, strawberry.argument(description=GRANULARITY)] = None,
         billable_metric_id: str | None = None,
         view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+        group_by: Annotated[str | None, strawberry.argument(description=GROUP_BY)] = None,
     ) -> list[MetricUsageType]:
         return await resolve_usage(info, root.id, timeframe_start, timeframe_end, granularity, billable_metric_id,
-                                   None, view_mode)
+                                   group_by, view_mode)
 
     @strawberry.field(description="Its charges per billing period overlapping the window. " + WINDOW)
     @staticmethod

@@ -19,6 +19,9 @@ PriceRef = Annotated["PriceType", strawberry.lazy("gateway.graphql.prices")]  # 
 GRANULARITY = "Left out: one bucket for the whole window; day: one per UTC day."
 VIEW_MODE = "periodic (each bucket on its own, the default) or cumulative (from the window's start)."
 WINDOW = "Defaults to the current billing period's bound."
+GROUP_BY = ("An event property key: the metric per value of it (metricGroup), events without it in a group "
+            "whose value is null; requires billableMetricId.")
+SECOND_DIMENSION = "Not supported (a group carries one property): refused."
 
 
 @strawberry.type(name="UsageBucket", description="A metric's quantity over a timeframe.")
@@ -28,11 +31,21 @@ class UsageBucketType:
     timeframe_end: datetime
 
 
+@strawberry.type(name="MetricGroup", description="The event property grouped usage is for, and its value.")
+class MetricGroupType:
+    property_key: str
+    property_value: str | None = strawberry.field(description=(
+        "The property's value as text (a number as its JSON text, a boolean as true/false); null for the "
+        "events without the property."))
+
+
 @strawberry.type(name="MetricUsage", description="A billable metric of the subscription's plan and its usage.")
 class MetricUsageType:
     billable_metric: MetricRef
     usage: list[UsageBucketType]
     view_mode: str
+    metric_group: MetricGroupType | None = strawberry.field(
+        default=None, description="With groupBy: the group these buckets are for; otherwise null.")
 
 
 @strawberry.type(name="PriceCost", description="What one price costs in a timeframe.")
@@ -60,7 +73,9 @@ class CostTimeframeType:
 def usage_view(found: list[usage.MetricUsage]) -> list[MetricUsageType]:
     return [MetricUsageType(billable_metric=m.metric, view_mode=m.view_mode,  # type: ignore[arg-type]
                             usage=[UsageBucketType(quantity=b.quantity, timeframe_start=b.timeframe_start,
-                                                   timeframe_end=b.timeframe_end) for b in m.usage])
+                                                   timeframe_end=b.timeframe_end) for b in m.usage],
+                            metric_group=None if m.group is None else MetricGroupType(
+                                property_key=m.group.property_key, property_value=m.group.property_value))
             for m in found]
 
 
@@ -74,12 +89,12 @@ def costs_view(found: list[usage.CostTimeframe]) -> list[CostTimeframeType]:
 
 async def resolve_usage(info: Resolve, id: str, timeframe_start: datetime | None, timeframe_end: datetime | None,
                         granularity: str | None, billable_metric_id: str | None, group_by: str | None,
-                        view_mode: str | None) -> list[MetricUsageType]:
+                        view_mode: str | None, second_dimension_key: str | None = None) -> list[MetricUsageType]:
     ctx = info.context
     return usage_view(await usage.subscription_usage(
         ctx.uow, principal=ctx.principal, subscription_id=id, timeframe_start=timeframe_start,
         timeframe_end=timeframe_end, granularity=granularity, billable_metric_id=billable_metric_id,
-        group_by=group_by, view_mode=view_mode))
+        group_by=group_by, view_mode=view_mode, second_dimension_key=second_dimension_key))
 
 
 async def resolve_subscription_costs(info: Resolve, id: str, timeframe_start: datetime | None,
@@ -107,11 +122,12 @@ class UsageQueries:
         timeframe_end: datetime | None = None,
         granularity: Annotated[str | None, strawberry.argument(description=GRANULARITY)] = None,
         billable_metric_id: str | None = None,
-        group_by: Annotated[str | None, strawberry.argument(description="Not supported: refused.")] = None,
+        group_by: Annotated[str | None, strawberry.argument(description=GROUP_BY)] = None,
         view_mode: Annotated[str | None, strawberry.argument(description=VIEW_MODE)] = None,
+        second_dimension_key: Annotated[str | None, strawberry.argument(description=SECOND_DIMENSION)] = None,
     ) -> list[MetricUsageType]:
         return await resolve_usage(info, id, timeframe_start, timeframe_end, granularity, billable_metric_id,
-                                   group_by, view_mode)
+                                   group_by, view_mode, second_dimension_key)
 
     @strawberry.field(description="A subscription's charges per billing period overlapping the window. " + WINDOW)
     async def subscription_costs(

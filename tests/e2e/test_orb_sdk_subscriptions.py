@@ -11,6 +11,7 @@ from decimal import Decimal
 import orb
 import pytest
 from orb.types import MutatedSubscription, Subscription
+from orb.types.subscription_usage import GroupedSubscriptionUsage, UngroupedSubscriptionUsage
 
 pytestmark = pytest.mark.e2e
 
@@ -208,3 +209,66 @@ def test_billing_fields_on_create_update_and_plan_change(new_tenant: Callable[[]
     with pytest.raises(orb.BadRequestError):
         client.subscriptions.create(customer_id=customer.id, plan_id=basic.id, add_prices=[])
     assert client.subscriptions.fetch(created.id).plan.id == pro.id  # type: ignore[union-attr]
+
+
+def test_grouped_usage(new_tenant: Callable[[], orb.Orb]) -> None:
+    """fetch_usage with group_by and billable_metric_id parses into the SDK's GroupedSubscriptionUsage."""
+    client = new_tenant()
+    tokens = client.items.create(name="Tokens")
+    metric = client.metrics.create(name="Tokens", item_id=tokens.id, description=None,
+                                   sql="SELECT SUM(tokens) FROM events WHERE event_name = 'llm'")
+    calls = client.metrics.create(name="Calls", item_id=tokens.id, description=None,
+                                  sql="SELECT COUNT(*) FROM events WHERE event_name = 'llm'")
+    plan = client.plans.create(currency="USD", name="Usage", prices=[
+        {"price": {"name": name, "item_id": tokens.id, "cadence": "monthly", "model_type": "unit",
+                   "unit_config": {"unit_amount": "1.00"}, "billable_metric_id": m.id}}
+        for name, m in (("Tokens", metric), ("Calls", calls))])
+    acme = client.customers.create(name="Acme", email="billing@acme.com")
+    globex = client.customers.create(name="Globex", email="billing@globex.com")
+    start = _midnight(days_ago=3)
+    sub = client.subscriptions.create(customer_id=acme.id, plan_id=plan.id, start_date=start)
+    client.subscriptions.create(customer_id=globex.id, plan_id=plan.id, start_date=start)
+    now = datetime.now(UTC)
+    sent = [(acme.id, 120, {"tokens": 30, "region": "eu"}), (acme.id, 90, {"tokens": 8, "region": "eu"}),
+            (acme.id, 60, {"tokens": 12, "region": "us"}), (acme.id, 30, {"tokens": 5}),
+            (globex.id, 100, {"tokens": 1000, "region": "eu"})]
+    client.events.ingest(events=[
+        {"event_name": "llm", "timestamp": now - timedelta(minutes=ago), "idempotency_key": f"g{n}",
+         "customer_id": customer, "properties": properties} for n, (customer, ago, properties) in enumerate(sent)])
+
+    # Up to 45 minutes ago every event has a region: the SDK's grouped model, value by value.
+    before = {"timeframe_start": start, "timeframe_end": now - timedelta(minutes=45)}
+    grouped = client.subscriptions.fetch_usage(sub.id, group_by="region", billable_metric_id=metric.id, **before)
+    assert isinstance(grouped, GroupedSubscriptionUsage), grouped
+    assert grouped.pagination_metadata is not None and grouped.pagination_metadata.has_more is False
+    assert [(d.metric_group.property_key, d.metric_group.property_value, [u.quantity for u in d.usage])
+            for d in grouped.data] == [("region", "eu", [38.0]), ("region", "us", [12.0])]
+    assert {d.billable_metric.id for d in grouped.data} == {metric.id} and grouped.data[0].view_mode == "periodic"
+    daily = client.subscriptions.fetch_usage(sub.id, group_by="region", billable_metric_id=calls.id,
+                                             granularity="day", view_mode="cumulative", **before)
+    assert isinstance(daily, GroupedSubscriptionUsage)
+    assert [(d.metric_group.property_value, d.usage[-1].quantity, len(d.usage)) for d in daily.data] == [
+        ("eu", 2.0, len(daily.data[0].usage)), ("us", 1.0, len(daily.data[0].usage))]
+    assert daily.data[0].usage[0].timeframe_start == start and daily.data[0].view_mode == "cumulative"
+
+    # With the event that has no region, its group's value is null, which the SDK's grouped model (a
+    # str) does not admit: strict parsing then falls back to the ungrouped model, the group kept as sent.
+    everything = client.subscriptions.fetch_usage(sub.id, group_by="region", billable_metric_id=metric.id,
+                                                  timeframe_start=start, timeframe_end=now + timedelta(minutes=1))
+    assert [(d.metric_group["property_value"] if isinstance(d.metric_group, dict)  # type: ignore[union-attr]
+             else d.metric_group.property_value, d.usage[0].quantity)  # type: ignore[union-attr]
+            for d in everything.data] == [("eu", 38.0), ("us", 12.0), (None, 5.0)]
+    ungrouped = client.subscriptions.fetch_usage(sub.id, timeframe_start=start,
+                                                 timeframe_end=now + timedelta(minutes=1))
+    assert isinstance(ungrouped, UngroupedSubscriptionUsage)
+    assert [(d.billable_metric.id, d.usage[0].quantity) for d in ungrouped.data] == [(metric.id, 55.0),
+                                                                                    (calls.id, 4.0)]
+
+    for params, field in [({"group_by": "region"}, "billable_metric_id"),
+                          ({"group_by": "region", "billable_metric_id": "nope"}, "billable_metric_id"),
+                          ({"group_by": "a b", "billable_metric_id": metric.id}, "group_by"),
+                          ({"group_by": "region", "billable_metric_id": metric.id, "second_dimension_key": "x"},
+                           "second_dimension_key")]:
+        with pytest.raises(orb.BadRequestError) as error:
+            client.subscriptions.fetch_usage(sub.id, **before, **params)  # type: ignore[arg-type]
+        assert error.value.body["validation_errors"][0]["field"] == field, (params, error.value.body)  # type: ignore[index]

@@ -168,7 +168,7 @@ async def test_bad_inputs_are_named_and_foreign_subscriptions_are_not_found(clie
     for query, field in [
         ("timeframe_start=2024-01-06T00:00:00Z&timeframe_end=2024-01-01T00:00:00Z", "timeframe_end"),
         (f"{window}&billable_metric_id=nope", "billable_metric_id"),
-        (f"{window}&group_by=region", "group_by"),
+        (f"{window}&group_by=region", "billable_metric_id"),  # Orb: the two go together
         (f"{window}&granularity=hour", "granularity"),
         (f"{window}&view_mode=daily", "view_mode"),
         ("timeframe_start=2024-01-01T00:00:00Z&timeframe_end=2025-06-01T00:00:00Z&granularity=day", "timeframe_end"),
@@ -206,7 +206,7 @@ async def test_graph_fields_and_json_rpc_methods(client, world, tenant):
     refused = await client.post("/graphql", headers=tenant.bearer, json={
         "query": 'query($id: ID!) { subscriptionUsage(id: $id, groupBy: "region") { viewMode } }',
         "variables": {"id": world["sub"]}})
-    assert (await refused.json())["errors"][0]["extensions"]["field"] == "group_by"
+    assert (await refused.json())["errors"][0]["extensions"]["field"] == "billable_metric_id"
 
     async def rpc(method, params):
         response = await client.post("/", json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params},

@@ -27,6 +27,7 @@ from gateway.faces.orb.shapes import (
     VOLUME_BUCKET,
     page_of,
     upcoming_or_refused,
+    usage_envelope,
 )
 
 # The customer fields Orb's API documents (its SDKs' create/update params); anything else is refused.
@@ -188,8 +189,9 @@ WINDOW_ARGS = {"timeframeStart": Query("timeframe_start"), "timeframeEnd": Query
 ROWS += [
     Row("GET", "/subscriptions/{subscription_id}/usage", "subscriptionUsage", USAGE,
         args={"id": Path("subscription_id"), **WINDOW_ARGS, "granularity": Query("granularity"),
-              "billableMetricId": Query("billable_metric_id"), "groupBy": Query("group_by")},
-        envelope=lambda data, _inputs: {"data": data}),
+              "billableMetricId": Query("billable_metric_id"), "groupBy": Query("group_by"),
+              "secondDimensionKey": Query("second_dimension_key")},
+        envelope=usage_envelope),
     Row("GET", "/subscriptions/{subscription_id}/costs", "subscriptionCosts", COSTS,
         args={"id": Path("subscription_id"), **WINDOW_ARGS}, envelope=lambda data, _inputs: {"data": data}),
     Row("GET", "/customers/{customer_id}/costs", "customerCosts", COSTS,

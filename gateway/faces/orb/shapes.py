@@ -168,7 +168,27 @@ def upcoming_or_refused(data: Any, inputs: Any) -> Any:
 USAGE = """
   billable_metric: billableMetric { id name } view_mode: viewMode
   usage { quantity timeframe_start: timeframeStart timeframe_end: timeframeEnd }
+  metric_group: metricGroup { property_key: propertyKey property_value: propertyValue }
 """
+
+
+def _grouped(inputs: Any) -> bool:
+    body = inputs.body if isinstance(inputs.body, dict) else {}
+    return inputs.query.get("group_by") is not None or body.get("group_by") is not None
+
+
+def usage_items(data: Any, inputs: Any) -> Any:
+    """Ungrouped usage has no metric_group (Orb's UngroupedSubscriptionUsage); grouped usage has it on each."""
+    if _grouped(inputs):
+        return data
+    return [{k: v for k, v in item.items() if k != "metric_group"} for item in data]
+
+
+def usage_envelope(data: Any, inputs: Any) -> Any:
+    """Orb's {"data": [...]}; grouped, with Orb's pagination_metadata (every group is in the one page)."""
+    if _grouped(inputs):
+        return {"data": data, "pagination_metadata": {"has_more": False, "next_cursor": None}}
+    return {"data": usage_items(data, inputs)}
 
 COSTS = f"""
   timeframe_start: timeframeStart timeframe_end: timeframeEnd subtotal total

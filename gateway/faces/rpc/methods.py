@@ -23,6 +23,7 @@ from gateway.faces.orb.shapes import (
     VOLUME_BUCKET,
     page_of,
     upcoming_or_refused,
+    usage_items,
 )
 
 CUSTOMER_WITH_PROFILE = CUSTOMER + """
@@ -121,7 +122,8 @@ _WINDOW = {"timeframeStart": BodyField("timeframe_start"), "timeframeEnd": BodyF
 METHODS += [
     Row("subscriptions.usage", "", "subscriptionUsage", USAGE,
         args={"id": BodyField("id"), **_WINDOW, "granularity": BodyField("granularity"),
-              "billableMetricId": BodyField("billable_metric_id"), "groupBy": BodyField("group_by")}),
+              "billableMetricId": BodyField("billable_metric_id"), "groupBy": BodyField("group_by"),
+              "secondDimensionKey": BodyField("second_dimension_key")}, envelope=usage_items),
     Row("subscriptions.costs", "", "subscriptionCosts", COSTS, args={"id": BodyField("id"), **_WINDOW}),
     Row("customers.costs", "", "customerCosts", COSTS,
         args={"id": BodyField("id"), "externalCustomerId": BodyField("external_customer_id"), **_WINDOW}),

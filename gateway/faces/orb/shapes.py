@@ -185,9 +185,14 @@ def usage_items(data: Any, inputs: Any) -> Any:
 
 
 def usage_envelope(data: Any, inputs: Any) -> Any:
-    """Orb's {"data": [...]}; grouped, with Orb's pagination_metadata (every group is in the one page)."""
+    """Orb's {"data": [...]}; grouped, with Orb's pagination_metadata (every group is in the one page).
+
+    Orb's metric_group.property_value is a string: the group of events without the property (null on
+    the graph and JSON-RPC) has no place in it, and would make the SDKs read the response with their
+    ungrouped model, so this face leaves it out."""
     if _grouped(inputs):
-        return {"data": data, "pagination_metadata": {"has_more": False, "next_cursor": None}}
+        groups = [entry for entry in data if entry["metric_group"]["property_value"] is not None]
+        return {"data": groups, "pagination_metadata": {"has_more": False, "next_cursor": None}}
     return {"data": usage_items(data, inputs)}
 
 COSTS = f"""

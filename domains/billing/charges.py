@@ -20,7 +20,8 @@ starts in the trial is not billed. Usage is billed as usual. A plan change's ``t
 is the same from the change's date on.
 
 Billing periods and the grids fees are prorated on follow the subscription's billing cycles
-(domains.billing.cycles): a plan change re-anchoring them closes the running period at the change.
+(domains.billing.cycles): a plan change re-anchoring them closes the running period at the change, and so
+does the start of a phase with align_billing_with_phase_start_date.
 
 Each line's amount is rounded once, to the currency's minor unit (ROUND_HALF_UP), from the exact
 amount the pricing model gives.
@@ -34,7 +35,6 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from domains.billing import cycles, schedule
-from domains.billing import subscriptions as subscription_service
 from domains.billing.periods import Period, period_boundary, prorate
 from domains.billing.subscriptions import billing_cadence
 from domains.catalog import prices as price_service
@@ -115,13 +115,15 @@ def _horizon(after: datetime) -> datetime:
 
 
 def subscription_billing_period(subscription: Subscription, cadences: Iterable[str], at: datetime,
-                                changes: Iterable[SubscriptionPlanChange] = ()) -> Period | None:
+                                changes: Iterable[SubscriptionPlanChange] = (),
+                                plan_phases: schedule.PhaseDefinitions | None = None) -> Period | None:
     """The billing period holding ``at`` (cut to its billing cycle and at the subscription's end), or None
-    outside its life. ``changes``: its plan change rows (a re-anchoring one starts a new cycle)."""
+    outside its life. ``changes``: its plan change rows (a re-anchoring one starts a new cycle);
+    ``plan_phases``: the phased plans' phases among them (a phase aligning billing starts one too)."""
     end = subscription.end_date
     if at < subscription.start_date or (end is not None and at >= end):
         return None
-    return cycles.period_at(cycles.subscription_cycles(subscription, changes), billing_cadence(cadences), at)
+    return cycles.period_at(schedule.billing_cycles(subscription, changes, plan_phases), billing_cadence(cadences), at)
 
 
 async def billing_period_at(
@@ -129,9 +131,13 @@ async def billing_period_at(
     catalog: Catalog | None = None,
 ) -> Period | None:
     """The subscription's billing period holding ``at`` (its plan's shortest cadence), or None."""
-    grouped = await (catalog or Catalog()).prices_by_plan_ids(uow, principal, [subscription.plan_id])
-    changes = await subscription_service.reanchoring_changes(uow, principal, subscription)
-    return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at, changes)
+    catalog = catalog or Catalog()
+    grouped = await catalog.prices_by_plan_ids(uow, principal, [subscription.plan_id])
+    changes = (await schedule.plan_changes_by_subscription_ids(
+        uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
+    defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, changes))
+    return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at, changes,
+                                       defined)
 
 
 async def period_charges(
@@ -149,7 +155,7 @@ async def period_charges(
         uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
     defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, plan_changes))
     phases = schedule.phases_of(subscription, plan_changes, defined)
-    billing_cycles = cycles.subscription_cycles(subscription, plan_changes)
+    billing_cycles = schedule.billing_cycles(subscription, plan_changes, defined)
     # Free trials: the subscription's from its start, and a plan change's on its new plan from its date.
     trials = [Period(subscription.start_date, subscription.trial_end_date)] \
         if subscription.trial_end_date is not None and subscription.trial_end_date > subscription.start_date else []

@@ -8,6 +8,9 @@ date. A plan change with a ``billing_cycle_alignment`` re-anchors them from its 
 * ``start_of_month``: on the 1st (UTC midnight) at or after the change; the stretch up to it is one
   short period, prorated on the monthly grid holding it.
 
+A phased plan's phase with ``align_billing_with_phase_start_date`` re-anchors at its start as
+``plan_change_date`` does (its starts, derived by domains.billing.schedule, come in as ``phase_starts``).
+
 A **cycle** is ``[start, end)`` of the subscription's life with one anchor; the cycles tile the life.
 A billing period is the anchor's period holding an instant, cut to its cycle: the period running when a
 re-anchoring change takes effect ends there (its fixed fees prorated to the day, on the grid it began
@@ -117,10 +120,13 @@ def covered_in_cycles(cycles: Sequence[Cycle], cadence: str, active: Period,
     return pieces
 
 
-def subscription_cycles(subscription: Any, changes: Iterable[Any], *, open_ended: bool = False) -> list[Cycle]:
+def subscription_cycles(subscription: Any, changes: Iterable[Any], *, open_ended: bool = False,
+                        phase_starts: Iterable[datetime] = ()) -> list[Cycle]:
     """The cycles of a subscription row given its plan change rows (those with a billing_cycle_alignment
-    other than unchanged re-anchor); ``open_ended``: as if it had no end date."""
+    other than unchanged re-anchor) and the starts of the phases aligning billing with them (each
+    re-anchoring there, as ``plan_change_date``); ``open_ended``: as if it had no end date."""
     reanchors = [(c.effective_date, aligned_anchor(c.billing_cycle_alignment, c.effective_date))
                  for c in changes if c.billing_cycle_alignment not in (None, "unchanged")]
+    reanchors += [(at, at) for at in phase_starts]
     return cycles_of(subscription.start_date, subscription.billing_anchor or subscription.start_date,
                      None if open_ended else subscription.end_date, reanchors)  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from domains.billing import charges, invoices
+from domains.billing import charges, invoices, schedule
+from domains.catalog.plan_phases import PhaseDefinition
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange
@@ -51,19 +52,23 @@ async def close_periods(uow: UnitOfWork, now: datetime | None = None, *, org_id:
     invoiced_until = {row.subscription_id: row.until
                       for row in await uow.rows(last_invoiced.group_by(Invoice.subscription_id))}
     plan_cadences = await _plan_cadences(uow, {row.plan_id for row in candidates})
-    reanchors = await _reanchoring_changes(uow, org_id)
-    catalog = charges.Catalog()  # prices and metrics, read once for the whole run
+    plan_changes = await _plan_changes(uow, org_id)
+    catalog = charges.Catalog()  # prices, phases and metrics, read once for the whole run
     issued: list[Invoice] = []
     failure: BaseException | None = None
     for subscription in candidates:
         cadences = plan_cadences.get(subscription.plan_id, [])
         start = invoiced_until.get(subscription.id) or subscription.start_date
-        changes = reanchors.get(subscription.id, [])
-        period = charges.subscription_billing_period(subscription, cadences, start, changes)  # type: ignore[arg-type]
+        changes = plan_changes.get(subscription.id, [])
+        # The phases of its plans (kept by the catalog: read once per plan in the run, not per subscription).
+        defined = await catalog.phase_definitions(uow, Principal(org_id=subscription.org_id, key_id=JOBS_KEY_ID),
+                                                  schedule.plan_ids_of(subscription, changes))  # type: ignore[arg-type]
+        period = charges.subscription_billing_period(subscription, cadences, start, changes,  # type: ignore[arg-type]
+                                                     defined)
         if period is None or period.end > now:
             continue  # nothing closed since the last invoice: no transaction, no lock
         try:
-            issued += await _close_subscription(uow, subscription, cadences, now, catalog, changes)
+            issued += await _close_subscription(uow, subscription, cadences, now, catalog, changes, defined)
         except Exception as exc:  # one bad subscription must not stop the others' invoices
             log.exception("closing the periods of subscription %s failed", subscription.id)
             failure = failure or exc
@@ -80,11 +85,13 @@ async def _plan_cadences(uow: UnitOfWork, plan_ids: set[str]) -> dict[str, list[
     return found
 
 
-async def _reanchoring_changes(uow: UnitOfWork, org_id: str | None) -> dict[str, list[Any]]:
-    """The plan changes that re-anchor billing periods, by subscription (few: most changes keep the anchor)."""
-    statement = select(SubscriptionPlanChange.subscription_id, SubscriptionPlanChange.effective_date,
-                       SubscriptionPlanChange.billing_cycle_alignment).where(
-        SubscriptionPlanChange.billing_cycle_alignment.is_not(None))  # type: ignore[union-attr]
+async def _plan_changes(uow: UnitOfWork, org_id: str | None) -> dict[str, list[Any]]:
+    """The plan changes, by subscription, in one statement: the billing cycles need the re-anchoring ones and,
+    as a phase may align billing with its start, every change saying which plan (and phase) is in effect."""
+    statement = select(SubscriptionPlanChange.subscription_id, SubscriptionPlanChange.id,
+                       SubscriptionPlanChange.plan_id, SubscriptionPlanChange.effective_date,
+                       SubscriptionPlanChange.created_at, SubscriptionPlanChange.plan_phase_order,
+                       SubscriptionPlanChange.billing_cycle_alignment)
     if org_id is not None:
         statement = statement.where(SubscriptionPlanChange.org_id == org_id)
     found: dict[str, list[Any]] = {}
@@ -93,8 +100,9 @@ async def _reanchoring_changes(uow: UnitOfWork, org_id: str | None) -> dict[str,
     return found
 
 
-async def _close_subscription(uow: UnitOfWork, subscription: Subscription, cadences: list[str],
-                              now: datetime, catalog: charges.Catalog, changes: list[Any]) -> list[Invoice]:
+async def _close_subscription(uow: UnitOfWork, subscription: Subscription, cadences: list[str], now: datetime,
+                              catalog: charges.Catalog, changes: list[Any],
+                              defined: dict[str, list[PhaseDefinition]]) -> list[Invoice]:
     principal = Principal(org_id=subscription.org_id, key_id=JOBS_KEY_ID)
     issued = []
     async with uow.transaction():
@@ -111,7 +119,7 @@ async def _close_subscription(uow: UnitOfWork, subscription: Subscription, caden
                                                        Invoice.subscription_id == subscription.id))).scalar()
         cursor = until or subscription.start_date
         while True:
-            period = charges.subscription_billing_period(subscription, cadences, cursor, changes)
+            period = charges.subscription_billing_period(subscription, cadences, cursor, changes, defined)
             if period is None or period.end > now:
                 break
             invoice = await invoices.issue_subscription_invoice(uow, principal=principal, subscription=subscription,

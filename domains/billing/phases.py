@@ -71,6 +71,12 @@ async def trigger_phase(
         if phase.phase_order >= len(defined[phase.plan_id]):
             raise ConstraintViolation(f"subscription {subscription_id!r} is in the last phase of its plan at "
                                       f"{at.isoformat()}; there is no next phase", field="subscription_id")
+        if defined[phase.plan_id][phase.phase_order].align_billing:  # the next phase re-anchors billing at ``at``
+            invoiced = await schedule._last_invoiced(uow, principal, subscription.id)
+            if invoiced is not None and at < invoiced:
+                raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; phase "
+                                          f"{phase.phase_order + 1} re-anchors billing periods at its start, which "
+                                          "cannot be before that", field="effective_date")
         # Transitions after it were timed from the old phases: dropped, up to the next change of plan.
         next_plan_change = min((c.effective_date for c in changes
                                 if c.plan_phase_order is None and c.effective_date > at), default=None)

@@ -72,11 +72,13 @@ class ScheduledPlan:
     phase_order: int | None = None  # a phase transition (trigger_phase): the plan's phase it starts in
 
 
-def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChange]) -> list[ScheduledPlan]:
+def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChange], *,
+             open_ended: bool = False) -> list[ScheduledPlan]:
     """The phases tiling [start_date, end_date), in order: changes at or after the end are cut off,
     a change at the start replaces the starting plan, and a change to the plan already in effect
-    does not split a phase (unless it is a phase transition, which names the plan's phase)."""
-    end = subscription.end_date
+    does not split a phase (unless it is a phase transition, which names the plan's phase).
+    ``open_ended``: as if the subscription had no end date."""
+    end = None if open_ended else subscription.end_date
     entries: list[ScheduledPlan] = []
     key, plan_id, start, made = subscription.id, subscription.plan_id, subscription.start_date, subscription.created_at
     order: int | None = None
@@ -124,6 +126,42 @@ def phases_of(subscription: Subscription, changes: Iterable[SubscriptionPlanChan
     """Pure: the plan phases of a subscription given its plan change rows and the phased plans' phases
     (``plan_phases``, by plan id): a phased plan's span is cut at its phases' boundaries."""
     return [phase for _, phase in _phased(_entries(subscription, changes), plan_phases)]
+
+
+def aligned_phase_starts(subscription: Subscription, changes: Iterable[SubscriptionPlanChange],
+                         plan_phases: PhaseDefinitions | None, *, open_ended: bool = False) -> list[datetime]:
+    """Pure: where the phases with align_billing_with_phase_start_date begin, each re-anchoring billing
+    (domains.billing.cycles), however the phase was reached: its predecessor's duration, a trigger_phase
+    row or a plan change into the plan. Not at the subscription's start (its own anchor, from
+    billing_cycle_anchor_configuration or the start, stands) nor at a plan change carrying its own
+    billing_cycle_alignment (the change's word is the later, more specific one)."""
+    aligning = {(plan_id, d.order) for plan_id, defined in (plan_phases or {}).items() for d in defined
+                if d.align_billing}
+    if not aligning:
+        return []
+    changes = list(changes)
+    explicit = {c.effective_date for c in changes if c.billing_cycle_alignment not in (None, "unchanged")}
+    return [phase.start for _, phase in _phased(_entries(subscription, changes, open_ended=open_ended), plan_phases)
+            if (phase.plan_id, phase.phase_order) in aligning and phase.start > subscription.start_date
+            and phase.start not in explicit]
+
+
+def billing_cycles(subscription: Subscription, changes: Iterable[SubscriptionPlanChange],
+                   plan_phases: PhaseDefinitions | None = None, *, open_ended: bool = False) -> list[cycles.Cycle]:
+    """Pure: the subscription's billing cycles from its plan change rows (all of them: the phases need
+    every change) and the phased plans' phases (a phase aligning billing re-anchors at its start)."""
+    changes = list(changes)
+    return cycles.subscription_cycles(subscription, changes, open_ended=open_ended,
+                                      phase_starts=aligned_phase_starts(subscription, changes, plan_phases,
+                                                                        open_ended=open_ended))
+
+
+async def subscription_billing_cycles(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
+                                      open_ended: bool = False) -> list[cycles.Cycle]:
+    """``billing_cycles`` read from the database: the change rows, then the phases of the plans they name."""
+    changes = await _changes(uow, principal, subscription.id)
+    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
+    return billing_cycles(subscription, changes, defined, open_ended=open_ended)
 
 
 def phase_at(phases: Sequence[PlanPhase], now: datetime) -> PlanPhase:
@@ -300,7 +338,9 @@ async def schedule_plan_change(
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends ({end.isoformat()}) before its "
                                           "term does; there is no next term to change plan at", field="change_option")
-        if alignment != "unchanged":
+        # The new plan's first phase may align billing with its start, which is the change.
+        first = definitions(plan.plan_phases)[:1]
+        if alignment != "unchanged" or (first and first[0].align_billing):
             invoiced = await _last_invoiced(uow, principal, subscription.id)
             if invoiced is not None and at < invoiced:
                 raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; a change re-anchoring "
@@ -455,7 +495,7 @@ def price_intervals_of(
         by_price.setdefault(change.price_id, []).append(change)
     active = subscriptions.subscription_status(subscription, now) == "active"
     changes = list(changes)
-    billing_cycles = cycles.subscription_cycles(subscription, changes)
+    cycle_list = billing_cycles(subscription, changes, plan_phases)
     intervals = []
     for entry, phase in _phased(_entries(subscription, changes), plan_phases):
         start, end = phase.start, phase.end
@@ -463,7 +503,7 @@ def price_intervals_of(
         for price in phase_prices(prices_by_plan, phase):
             period = None
             if running:
-                period = cycles.period_at(billing_cycles, price.cadence, now)
+                period = cycles.period_at(cycle_list, price.cadence, now)
                 if end is not None and end < period.end:
                     period = Period(period.start, end)
             fixed = prices.price_type(price) == "fixed_price"
@@ -601,8 +641,8 @@ async def change_fixed_fee_quantity(
             plan_prices = await prices.prices_by_plan_ids(
                 uow, principal=principal, plan_ids=[await subscriptions.plan_id_at(uow, principal, subscription, current)])
             cadence = subscriptions.billing_cadence(p.cadence for grouped in plan_prices.values() for p in grouped)
-            billing_cycles = cycles.subscription_cycles(subscription, await _changes(uow, principal, subscription.id))
-            at = cycles.period_at(billing_cycles, cadence, current).end
+            cycle_list = await subscription_billing_cycles(uow, principal, subscription)
+            at = cycles.period_at(cycle_list, cadence, current).end
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends before its next billing period",
                                           field="change_option")

@@ -423,13 +423,16 @@ def billing_cadence(cadences: Iterable[str]) -> str:
 
 
 def current_billing_period(subscription: Subscription, cadences: Iterable[str], now: datetime,
-                           changes: Iterable[SubscriptionPlanChange] = ()) -> Period | None:
+                           changes: Iterable[SubscriptionPlanChange] = (),
+                           phase_starts: Iterable[datetime] = ()) -> Period | None:
     """The billing period (of the plan's billing cadence) holding ``now``, cut to its billing cycle and
     at the end date; None unless the subscription is active (as Orb leaves it null for upcoming and
-    ended ones). ``changes``: its plan change rows (those re-anchoring billing move the periods)."""
+    ended ones). ``changes``: its plan change rows (those re-anchoring billing move the periods);
+    ``phase_starts``: where phases aligning billing begin (schedule.aligned_phase_starts)."""
     if subscription_status(subscription, now) != "active":
         return None
-    return cycles.period_at(cycles.subscription_cycles(subscription, changes), billing_cadence(cadences), now)
+    return cycles.period_at(cycles.subscription_cycles(subscription, changes, phase_starts=phase_starts),
+                            billing_cadence(cadences), now)
 
 
 async def reanchoring_changes(uow: UnitOfWork, principal: Principal,
@@ -466,8 +469,9 @@ async def term_end(uow: UnitOfWork, principal: Principal, subscription: Subscrip
     at = max(now, subscription.start_date)
     cadence = await _term_cadence(uow, principal, await plan_id_at(uow, principal, subscription, at))
     # The term runs on its grid past a scheduled end (a cancellation at term end replaces that end).
-    cycle_list = cycles.subscription_cycles(subscription, await reanchoring_changes(uow, principal, subscription),
-                                            open_ended=True)
+    # Phases aligning billing re-anchor it too: schedule derives them (and imports this module).
+    from domains.billing import schedule
+    cycle_list = await schedule.subscription_billing_cycles(uow, principal, subscription, open_ended=True)
     return cycles.period_at(cycle_list, cadence, at).end
 
 

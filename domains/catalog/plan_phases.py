@@ -7,6 +7,10 @@ Orders run 1, 2, ... without gaps; only the last phase may be evergreen (``durat
 phase runs until the subscription leaves the plan even when it has a duration: ending a subscription
 is cancellation's job, not the catalog's.
 
+A phase with ``align_billing_with_phase_start_date`` re-anchors the subscription's billing periods at its
+start (as a plan change with ``billing_cycle_alignment`` ``plan_change_date`` does; domains.billing.cycles),
+whether it is reached by the previous phase's duration, by trigger_phase or by a plan change into the plan.
+
 Months-based units step on the phase start's own grid (``periods.period_boundary``: Jan 31 + 1 month
 is Feb 28/29), ``daily`` by whole days.
 """
@@ -33,6 +37,7 @@ class PhaseDefinition(NamedTuple):
     order: int
     duration: int | None
     duration_unit: str | None
+    align_billing: bool = False  # align_billing_with_phase_start_date: billing re-anchors at its start
 
 
 def parse_phases(value: Any) -> list[dict[str, Any]] | None:
@@ -56,9 +61,9 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         order = entry.get("order")
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")
-        if entry.get("align_billing_with_phase_start_date") not in (None, False):
-            raise ValidationFailed(f"{name}.align_billing_with_phase_start_date",
-                                   "true is not supported: billing periods stay anchored on the subscription's start")
+        align = entry.get("align_billing_with_phase_start_date")
+        if align not in (None, True, False):
+            raise ValidationFailed(f"{name}.align_billing_with_phase_start_date", "must be true, false or null")
         duration, unit = entry.get("duration"), entry.get("duration_unit")
         if duration is not None:
             if isinstance(duration, bool) or not isinstance(duration, int) or not 0 < duration <= MAX_DURATION:
@@ -68,7 +73,10 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
                 raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
         elif unit is not None and unit not in DURATION_UNITS:
             raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
-        stored.append((index, {"order": order, "duration": duration, "duration_unit": unit}))
+        phase: dict[str, Any] = {"order": order, "duration": duration, "duration_unit": unit}
+        if align:  # stored only when true: phases stored before it existed read as false
+            phase["align_billing_with_phase_start_date"] = True
+        stored.append((index, phase))
     stored.sort(key=lambda pair: pair[1]["order"])
     for expected, (index, phase) in enumerate(stored, start=1):
         if phase["order"] != expected:
@@ -82,7 +90,8 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
 
 def definitions(stored: Sequence[Mapping[str, Any]] | None) -> list[PhaseDefinition]:
     """The stored plan_phases as definitions, in order (empty: the plan has no phases)."""
-    return [PhaseDefinition(p["order"], p.get("duration"), p.get("duration_unit")) for p in stored or ()]
+    return [PhaseDefinition(p["order"], p.get("duration"), p.get("duration_unit"),
+                            bool(p.get("align_billing_with_phase_start_date"))) for p in stored or ()]
 
 
 def phase_end(start: datetime, phase: PhaseDefinition) -> datetime | None:

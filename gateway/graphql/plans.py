@@ -38,6 +38,8 @@ class PlanPhaseDefinitionType:
     maximum: JSON | None = strawberry.field(description="Phase maximums are not offered: null.")
     minimum_amount: str | None = strawberry.field(description="Null (no phase minimum).")
     maximum_amount: str | None = strawberry.field(description="Null (no phase maximum).")
+    align_billing_with_phase_start_date: bool = strawberry.field(description=(
+        "Billing periods re-anchor at the phase's start (given on plan create; Orb's plan read does not show it)."))
 
 
 @strawberry.type
@@ -90,7 +92,9 @@ class PlanType:
         return [PlanPhaseDefinitionType(
             id=strawberry.ID(f"{root.id}_phase_{phase['order']}"), order=phase["order"], name=f"Phase {phase['order']}",
             description=None, duration=phase.get("duration"), duration_unit=phase.get("duration_unit"), discount=None,
-            minimum=None, maximum=None, minimum_amount=None, maximum_amount=None) for phase in root.plan_phases]
+            minimum=None, maximum=None, minimum_amount=None, maximum_amount=None,
+            align_billing_with_phase_start_date=bool(phase.get("align_billing_with_phase_start_date")))
+            for phase in root.plan_phases]
 
     @strawberry.field(description="Orb's product of the plan: the plan itself until products exist.")
     @staticmethod
@@ -134,7 +138,8 @@ class PlanInput:
         '{"trial_period": days, "trial_period_unit": "days"}: a free trial (no fixed fees) for new subscriptions.'))
     plan_phases: JSON | None = strawberry.field(default=strawberry.UNSET, description=(
         '[{"order": 1, "duration": 1, "duration_unit": "monthly"}, {"order": 2, "duration": null}]: phases in '
-        "order, each price naming its plan_phase_order; only the last may be evergreen (null duration)."))
+        "order, each price naming its plan_phase_order; only the last may be evergreen (null duration). A phase's "
+        '"align_billing_with_phase_start_date": true re-anchors billing periods at its start.'))
 
 
 @strawberry.input

@@ -64,14 +64,16 @@ async def _current_plan_id(root: SubscriptionRow, info: Resolve) -> str:
 async def _current_period(root: SubscriptionRow, info: Resolve) -> Period | None:
     plan_prices = await info.context.loaders.prices_by_plan_id.load(await _current_plan_id(root, info))
     changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
+    aligned = schedule.aligned_phase_starts(root, changes, await _phase_definitions(root, changes, info))
     return subscriptions.current_billing_period(root, (p.cadence for p in plan_prices), info.context.uow.clock.now(),
-                                                changes)
+                                                changes, aligned)
 
 
 async def _current_anchor(root: SubscriptionRow, info: Resolve) -> datetime:
     """The anchor of the billing cycle holding now (its day is the billing cycle day)."""
     changes = await info.context.loaders.plan_changes_by_subscription_id.load(root.id)
-    return cycles.cycle_at(cycles.subscription_cycles(root, changes), info.context.uow.clock.now()).anchor
+    billing_cycles = schedule.billing_cycles(root, changes, await _phase_definitions(root, changes, info))
+    return cycles.cycle_at(billing_cycles, info.context.uow.clock.now()).anchor
 
 
 @strawberry.type(name="Subscription", description="A customer's subscription to a plan.")
@@ -152,7 +154,7 @@ class SubscriptionType:
         quantity_changes = await loaders.quantity_changes_by_subscription_id.load(root.id)
         intervals = schedule.price_intervals_of(root, changes, plan_prices, quantity_changes,
                                                 info.context.uow.clock.now(), defined)
-        billing_cycles = cycles.subscription_cycles(root, changes)
+        billing_cycles = schedule.billing_cycles(root, changes, defined)
         return [PriceIntervalType.of(interval, cycles.cycle_at(billing_cycles, interval.start).anchor.day)
                 for interval in intervals]
 

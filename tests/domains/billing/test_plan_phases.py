@@ -107,7 +107,7 @@ async def test_a_phased_plan_reads_back_and_bad_phases_are_named(unit, tenant):
         ([{"order": 1, "duration": 1, "duration_unit": "weekly"}], 1, "plan_phases[0].duration_unit"),
         ([{"order": "1"}], 1, "plan_phases[0].order"),
         ([{"order": 1, "name": "x"}], 1, "plan_phases[0].name"),
-        ([{"order": 1, "align_billing_with_phase_start_date": True}], 1,
+        ([{"order": 1, "align_billing_with_phase_start_date": "yes"}], 1,
          "plan_phases[0].align_billing_with_phase_start_date"),
         ("one", 1, "plan_phases"),
         (TWO_PHASES, 3, "prices[0].plan_phase_order"),   # a phase the plan does not have

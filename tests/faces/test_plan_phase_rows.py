@@ -163,3 +163,53 @@ async def test_trigger_phase_over_graphql_and_json_rpc_and_refusals(client, tena
     assert status == 400 and "no plan_phases" in error["detail"], error
     status, _ = await _call(client, other_tenant.key, "POST", f"/v1/subscriptions/{sub['id']}/trigger_phase", {})
     assert status == 404
+
+
+ALIGNED = [{"order": 1, "duration": 10, "duration_unit": "annual"},
+           {"order": 2, "duration": None, "align_billing_with_phase_start_date": True}]
+
+
+async def test_align_billing_with_phase_start_date_on_every_face(client, tenant):
+    key = tenant.key
+    item_id, plan = await _phased_plan(client, key, ALIGNED)
+    # Orb's plan read has no such field on a phase: taken on create, not shown there; the graph shows it.
+    assert [sorted(p) for p in plan["plan_phases"]] == [sorted(plan["plan_phases"][0])] * 2
+    assert "align_billing_with_phase_start_date" not in plan["plan_phases"][1]
+    graph = await _graphql(client, key, "query($id: ID!) { plan(id: $id) { planPhases { order "
+                                        "alignBillingWithPhaseStartDate } } }", {"id": plan["id"]})
+    assert graph["data"]["plan"]["planPhases"] == [{"order": 1, "alignBillingWithPhaseStartDate": False},
+                                                   {"order": 2, "alignBillingWithPhaseStartDate": True}], graph
+    body = {"name": "Aligned", "currency": "USD", "plan_phases": ALIGNED,
+            "prices": [_fee(item_id, "Intro", "10.00", 1), _fee(item_id, "Platform", "31.00", 2)]}
+    rpc = await _rpc(client, key, "plans.create", body)
+    assert rpc["result"]["plan_phases"][1]["order"] == 2, rpc
+    created = await _graphql(client, key, "mutation($input: PlanInput!) { createPlan(input: $input) { planPhases { "
+                                          "alignBillingWithPhaseStartDate } } }", {"input": {
+        "name": "Aligned", "currency": "USD", "planPhases": ALIGNED,
+        "prices": [{"price": {"name": "Intro", "itemId": item_id, "cadence": "monthly", "modelType": "unit",
+                              "unitConfig": {"unit_amount": "10.00"}}, "planPhaseOrder": 1},
+                   {"price": {"name": "Platform", "itemId": item_id, "cadence": "monthly", "modelType": "unit",
+                              "unitConfig": {"unit_amount": "31.00"}}, "planPhaseOrder": 2}]}})
+    assert [p["alignBillingWithPhaseStartDate"] for p in created["data"]["createPlan"]["planPhases"]] == [
+        False, True], created
+    bad = [{**ALIGNED[0], "align_billing_with_phase_start_date": "yes"}, ALIGNED[1]]
+    status, error = await _call(client, key, "POST", "/v1/plans", {**body, "plan_phases": bad})
+    assert status == 400 and error["validation_errors"][0]["field"] == \
+        "plan_phases[0].align_billing_with_phase_start_date", error
+
+    # Phase 2 triggered on Jan 20, 2024: billing re-anchors there, so the 20th is the billing cycle day and
+    # Jan 1-20 is a short period: the intro fee for 19 of 31 days R(10.00 x 19/31) = 6.13.
+    sub = await _subscription(client, key, plan["id"])
+    assert sub["billing_cycle_day"] == 1
+    path = f"/v1/subscriptions/{sub['id']}"
+    status, moved = await _call(client, key, "POST", f"{path}/trigger_phase", {"effective_date": "2024-01-20"})
+    assert status == 200 and moved["billing_cycle_day"] == 20, moved
+    assert moved["current_billing_period_start_date"][8:] == "20T00:00:00Z", moved
+    platform = [i for i in moved["price_intervals"] if i["price"]["name"] == "Platform"]
+    assert platform[0]["billing_cycle_day"] == 20 and platform[0]["current_billing_period_start_date"] == \
+        moved["current_billing_period_start_date"]
+    _, costs = await _call(client, key, "GET",
+                           f"{path}/costs?timeframe_start=2024-01-01T00:00:00Z&timeframe_end=2024-02-20T00:00:00Z")
+    assert [(c["timeframe_start"], c["timeframe_end"], c["subtotal"]) for c in costs["data"]] == [
+        ("2024-01-01T00:00:00Z", "2024-01-20T00:00:00Z", "6.13"),
+        ("2024-01-20T00:00:00Z", "2024-02-20T00:00:00Z", "31.00")], costs

@@ -294,8 +294,10 @@ async def _billing_periods(uow: UnitOfWork, principal: Principal, subscription: 
     """The subscription's billing periods overlapping the window, in order."""
     periods: list[Period] = []
     at = max(window.start, subscription.start_date)
+    catalog = charges.Catalog()  # the plan's prices and phases once for every period
     while at < window.end:
-        period = await charges.billing_period_at(uow, principal=principal, subscription=subscription, at=at)
+        period = await charges.billing_period_at(uow, principal=principal, subscription=subscription, at=at,
+                                                 catalog=catalog)
         if period is None:
             break
         if len(periods) == MAX_COST_PERIODS:

@@ -58,3 +58,30 @@ def test_plan_phases_and_trigger_phase(new_tenant: Callable[[], orb.Orb]) -> Non
     assert "last phase" in str(last.value)
     with pytest.raises(orb.RequestValidationError):
         client.subscriptions.trigger_phase(created.id, effective_date=start.date() - timedelta(days=1))
+
+
+def test_a_phase_aligning_billing_with_its_start(new_tenant: Callable[[], orb.Orb]) -> None:
+    client = new_tenant()
+    item = client.items.create(name="Platform")
+
+    def fee(name: str, amount: str, order: int) -> dict[str, object]:
+        return {"plan_phase_order": order, "price": {"name": name, "item_id": item.id, "cadence": "monthly",
+                                                     "model_type": "unit", "unit_config": {"unit_amount": amount}}}
+
+    # The SDK's PlanPhase param takes the flag; Orb's Plan read has no field for it.
+    plan = client.plans.create(currency="USD", name="Aligned", prices=[fee("Intro", "10.00", 1),
+                                                                       fee("Platform", "31.00", 2)],
+                               plan_phases=[{"order": 1, "duration": 1, "duration_unit": "annual"},
+                                            {"order": 2, "duration": None,
+                                             "align_billing_with_phase_start_date": True}])
+    assert isinstance(plan, Plan) and plan.plan_phases is not None and len(plan.plan_phases) == 2
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=40)
+    customer = client.customers.create(name="Acme", email="billing@acme.com")
+    created = client.subscriptions.create(customer_id=customer.id, plan_id=plan.id, start_date=start)
+    assert created.billing_cycle_day == start.day
+    # Phase 2 today: billing periods re-anchor on today, so the current one starts today.
+    moved = client.subscriptions.trigger_phase(created.id, effective_date=today.date())
+    assert moved.billing_cycle_day == today.day and moved.current_billing_period_start_date == today
+    fetched = client.subscriptions.fetch(created.id)
+    assert fetched.billing_cycle_day == today.day and fetched.current_billing_period_start_date == today

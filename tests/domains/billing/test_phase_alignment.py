@@ -25,6 +25,7 @@ from domains.clock import FixedClock
 from domains.errors import ConstraintViolation
 from domains.unit_of_work import UnitOfWork
 from persistence.db import session_factory
+from tests.conftest import make_tenant
 from tests.domains.billing.billing_world import at, make_plan, make_subscription, send_tokens
 from tests.domains.billing.test_plan_phases import TEN_DAYS_THEN_EVERGREEN, TWO_PHASES, _phased_plan
 
@@ -336,3 +337,22 @@ async def test_a_term_end_cancel_before_an_aligned_phase_ends_where_it_re_anchor
     assert await _periods(unit, p, sub_id, at(2031, 3, 1)) == [(at(2031, 1, 1), at(2031, 1, 11))]
     assert await _fees(unit, p, sub_id, at(2031, 1, 1), at(2031, 1, 11)) == [
         ("Intro fee", D("3.23"), at(2031, 1, 1), at(2031, 1, 11))]
+
+
+async def test_the_period_close_reads_phases_per_run_not_per_subscription(unit, database, count_queries):
+    runs = []
+    for count in (2, 4, 6):  # an organisation each, closed on its own
+        p = (await make_tenant(database)).principal
+        plan = await _phased_plan(unit, p, TEN_DAYS_THEN_ALIGNED)
+        for _ in range(count):
+            await make_subscription(unit, p, plan, at(2031, 1, 1))
+        with count_queries() as counter:
+            issued = await jobs.close_periods(unit, at(2031, 2, 11), org_id=p.org_id)
+        # Each: Jan 1-11 (the intro fee 3.23) and Jan 11 - Feb 11 (the platform fee 31.00).
+        assert sorted((i.period_start, i.period_end, i.total) for i in issued) == sorted(
+            [(at(2031, 1, 1), at(2031, 1, 11), D("3.23")), (at(2031, 1, 11), at(2031, 2, 11), D("31.00"))] * count)
+        on_plans = [s for s in counter.statements if " plans" in s.lower()]
+        runs.append((counter.count, len(on_plans)))
+    # A constant number of statements per subscription, and the plans' phases read once a run.
+    assert runs[2][0] - runs[1][0] == runs[1][0] - runs[0][0]
+    assert [on_plans for _, on_plans in runs] == [1, 1, 1]

@@ -72,7 +72,7 @@ async def trigger_phase(
             raise ConstraintViolation(f"subscription {subscription_id!r} is in the last phase of its plan at "
                                       f"{at.isoformat()}; there is no next phase", field="subscription_id")
         if defined[phase.plan_id][phase.phase_order].align_billing:  # the next phase re-anchors billing at ``at``
-            invoiced = await schedule._last_invoiced(uow, principal, subscription.id)
+            invoiced = await schedule.last_invoiced(uow, principal, subscription.id)
             if invoiced is not None and at < invoiced:
                 raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; phase "
                                           f"{phase.phase_order + 1} re-anchors billing periods at its start, which "

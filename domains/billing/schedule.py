@@ -277,7 +277,8 @@ def _alignment(fields: Mapping[str, Any]) -> str:
     return implied
 
 
-async def _last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
+async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
+    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
     rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
         Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
     return rows[0].until if rows else None  # type: ignore[no-any-return]
@@ -341,7 +342,7 @@ async def schedule_plan_change(
         # The new plan's first phase may align billing with its start, which is the change.
         first = definitions(plan.plan_phases)[:1]
         if alignment != "unchanged" or (first and first[0].align_billing):
-            invoiced = await _last_invoiced(uow, principal, subscription.id)
+            invoiced = await last_invoiced(uow, principal, subscription.id)
             if invoiced is not None and at < invoiced:
                 raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; a change re-anchoring "
                                           "billing periods cannot take effect before that", field="change_date")

@@ -356,3 +356,25 @@ async def test_the_period_close_reads_phases_per_run_not_per_subscription(unit, 
     # A constant number of statements per subscription, and the plans' phases read once a run.
     assert runs[2][0] - runs[1][0] == runs[1][0] - runs[0][0]
     assert [on_plans for _, on_plans in runs] == [1, 1, 1]
+
+
+async def test_an_anchor_day_stands_at_the_start_and_an_aligned_phase_moves_it_later(unit, tenant):
+    p = tenant.principal
+    later = await _phased_plan(unit, p, TEN_DAYS_THEN_ALIGNED)
+    first = await _phased_plan(unit, p, ALIGNED_TEN_DAYS_THEN_EVERGREEN)
+    anchored = {"billing_cycle_anchor_configuration": {"day": 1}}
+    moved = (await make_subscription(unit, p, later, at(2031, 1, 15), **anchored)).id
+    kept = (await make_subscription(unit, p, first, at(2031, 1, 15), **anchored)).id
+    # Billing on the 1st from Jan 15 until phase 2 aligns it on Jan 25: Jan 15-25 is one short period, the
+    # intro fee on January's grid R(10 x 24/31) - R(10 x 14/31) = 7.74 - 4.52 = 3.22; months from Jan 25.
+    assert await _periods(unit, p, moved, at(2031, 3, 1)) == [
+        (at(2031, 1, 15), at(2031, 1, 25)), (at(2031, 1, 25), at(2031, 2, 25)), (at(2031, 2, 25), at(2031, 3, 25))]
+    assert await _fees(unit, p, moved, at(2031, 1, 15), at(2031, 1, 25)) == [
+        ("Intro fee", D("3.22"), at(2031, 1, 15), at(2031, 1, 25))]
+    # A first phase aligning with the subscription's start leaves the configured anchor: the stub to Feb 1
+    # holds 10 days of the intro fee (3.22) and 7 of the platform fee R(31 x 31/31) - R(31 x 24/31) = 7.00.
+    assert await _periods(unit, p, kept, at(2031, 3, 1)) == [
+        (at(2031, 1, 15), at(2031, 2, 1)), (at(2031, 2, 1), at(2031, 3, 1))]
+    assert await _fees(unit, p, kept, at(2031, 1, 15), at(2031, 2, 1)) == [
+        ("Intro fee", D("3.22"), at(2031, 1, 15), at(2031, 1, 25)),
+        ("Platform fee", D("7.00"), at(2031, 1, 25), at(2031, 2, 1))]

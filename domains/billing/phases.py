@@ -71,15 +71,15 @@ async def trigger_phase(
         if phase.phase_order >= len(defined[phase.plan_id]):
             raise ConstraintViolation(f"subscription {subscription_id!r} is in the last phase of its plan at "
                                       f"{at.isoformat()}; there is no next phase", field="subscription_id")
-        if defined[phase.plan_id][phase.phase_order].align_billing:  # the next phase re-anchors billing at ``at``
-            invoiced = await schedule.last_invoiced(uow, principal, subscription.id)
-            if invoiced is not None and at < invoiced:
-                raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; phase "
-                                          f"{phase.phase_order + 1} re-anchors billing periods at its start, which "
-                                          "cannot be before that", field="effective_date")
         # Transitions after it were timed from the old phases: dropped, up to the next change of plan.
         next_plan_change = min((c.effective_date for c in changes
                                 if c.plan_phase_order is None and c.effective_date > at), default=None)
+        proposed = schedule.ProposedChange(new_id(), phase.plan_id, at, now, plan_phase_order=phase.phase_order + 1)
+        # An aligned phase re-anchors billing at its start (or, moved, no longer where it did): not in invoiced billing.
+        await schedule.refuse_rebilling_invoiced(
+            uow, principal, subscription, changes=changes, proposed=proposed, field="effective_date",
+            keep=lambda c: c.plan_phase_order is None or c.effective_date < at
+            or (next_plan_change is not None and c.effective_date >= next_plan_change))
         condition = and_(SubscriptionPlanChange.org_id == principal.org_id,
                          SubscriptionPlanChange.subscription_id == subscription.id,
                          SubscriptionPlanChange.plan_phase_order.is_not(None),  # type: ignore[union-attr]
@@ -87,9 +87,9 @@ async def trigger_phase(
         if next_plan_change is not None:
             condition = and_(condition, SubscriptionPlanChange.effective_date < next_plan_change)  # type: ignore[operator]
         await uow.session.execute(delete(SubscriptionPlanChange).where(condition))
-        uow.session.add(SubscriptionPlanChange(id=new_id(), org_id=principal.org_id, subscription_id=subscription.id,
+        uow.session.add(SubscriptionPlanChange(id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id,
                                                plan_id=phase.plan_id, effective_date=at, created_at=now,
-                                               plan_phase_order=phase.phase_order + 1))
+                                               plan_phase_order=proposed.plan_phase_order))
         subscription.updated_at = now
         await uow.session.flush()
     return subscription

@@ -20,7 +20,7 @@ rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_qu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException
@@ -277,6 +277,46 @@ def _alignment(fields: Mapping[str, Any]) -> str:
     return implied
 
 
+class ProposedChange(NamedTuple):
+    """A plan change row not written yet, as the pure derivations read one."""
+
+    id: str
+    plan_id: str
+    effective_date: datetime
+    created_at: datetime
+    plan_phase_order: int | None = None
+    billing_cycle_alignment: str | None = None
+
+
+def _cycles_through(cycle_list: Sequence[cycles.Cycle], until: datetime) -> list[tuple[datetime, datetime, datetime]]:
+    # The cycles over [start, until], a cycle starting at ``until`` included: the invoiced periods end there.
+    return [(c.start, until if c.end is None or c.end > until else c.end, c.anchor)
+            for c in cycle_list if c.start <= until]
+
+
+async def refuse_rebilling_invoiced(
+    uow: UnitOfWork, principal: Principal, subscription: Subscription, *, proposed: ProposedChange,
+    keep: Callable[[Any], bool], field: str, changes: Sequence[Any] | None = None,
+) -> None:
+    """Refuse a change (``proposed``, which keeps the change rows ``keep`` says and drops the others) that
+    would move the billing cycles of what is already invoiced: re-anchoring there, or undoing a re-anchoring
+    there (dropping an aligned phase or a re-anchoring change). Issued invoices stay as they were billed, and
+    the period close goes on from the end of the last one, which must stay a period boundary.
+    ``changes``: the subscription's change rows when the caller has them (read only when needed)."""
+    invoiced = await last_invoiced(uow, principal, subscription.id)
+    if invoiced is None or proposed.effective_date >= invoiced:
+        return
+    if changes is None:
+        changes = await _changes(uow, principal, subscription.id)
+    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*changes, proposed]))  # type: ignore[list-item]
+    before = billing_cycles(subscription, changes, defined)
+    after = billing_cycles(subscription, [*(c for c in changes if keep(c)), proposed], defined)
+    if _cycles_through(before, invoiced) != _cycles_through(after, invoiced):
+        raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; this change would move the "
+                                  "billing periods before that (re-anchoring them, or undoing a re-anchoring)",
+                                  field=field)
+
+
 async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
     """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
     rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
@@ -339,18 +379,18 @@ async def schedule_plan_change(
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends ({end.isoformat()}) before its "
                                           "term does; there is no next term to change plan at", field="change_option")
-        # The new plan's first phase may align billing with its start, which is the change.
-        first = definitions(plan.plan_phases)[:1]
-        if alignment != "unchanged" or (first and first[0].align_billing):
-            invoiced = await last_invoiced(uow, principal, subscription.id)
-            if invoiced is not None and at < invoiced:
-                raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; a change re-anchoring "
-                                          "billing periods cannot take effect before that", field="change_date")
+        # A backdated change may re-anchor billing (its alignment, the new plan's aligned phases) or undo a
+        # re-anchoring (superseding a change, or leaving a plan whose aligned phase was to start): not before
+        # what is invoiced.
+        proposed = ProposedChange(new_id(), plan.id, at, now,
+                                  billing_cycle_alignment=None if alignment == "unchanged" else alignment)
+        await refuse_rebilling_invoiced(uow, principal, subscription, proposed=proposed, field="change_date",
+                                        keep=lambda c: c.effective_date < at and c.effective_date <= now)
         await _drop_changes(uow, principal, subscription.id, or_(
             SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
         uow.session.add(SubscriptionPlanChange(
-            id=new_id(), org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id, effective_date=at,
-            created_at=now, billing_cycle_alignment=None if alignment == "unchanged" else alignment,
+            id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id,
+            effective_date=at, created_at=now, billing_cycle_alignment=proposed.billing_cycle_alignment,
             trial_duration_days=trial_days or None))
         for name, value in settings.items():
             setattr(subscription, name, value)

@@ -378,3 +378,28 @@ async def test_an_anchor_day_stands_at_the_start_and_an_aligned_phase_moves_it_l
     assert await _fees(unit, p, kept, at(2031, 1, 15), at(2031, 2, 1)) == [
         ("Intro fee", D("3.22"), at(2031, 1, 15), at(2031, 1, 25)),
         ("Platform fee", D("7.00"), at(2031, 1, 25), at(2031, 2, 1))]
+
+
+async def test_a_backdated_change_may_not_undo_an_invoiced_re_anchoring(unit, tenant):
+    p = tenant.principal
+    plain = await make_plan(unit, p, fee="31.00", name="Plain")
+    aligned = await _phased_plan(unit, p, TEN_DAYS_THEN_ALIGNED)
+    sub = await make_subscription(unit, p, aligned, at(2031, 1, 1))
+    sub_id, plain_id = sub.id, plain.id  # a refused change rolls back and expires the session's rows
+    _move(unit, at(2031, 2, 12))
+    assert await _issued(unit, p) == [(at(2031, 1, 1), at(2031, 1, 11), D("3.23")),
+                                      (at(2031, 1, 11), at(2031, 2, 11), D("31.00"))]
+    # Leaving the plan on Jan 5 would drop phase 2 and its Jan 11 anchor: the periods would run Jan 1 - Feb 1,
+    # across both issued invoices (and the close would go on from Feb 11 into a Feb 1 - Mar 1 period).
+    with pytest.raises(ConstraintViolation) as undone:
+        await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+            "plan_id": plain_id, "change_option": "requested_date", "change_date": "2031-01-05T00:00:00Z"})
+    assert undone.value.field == "change_date" and "invoiced up to 2031-02-11" in str(undone.value)
+    # After the anchor moved, a backdated change keeps the invoiced periods: allowed. From Jan 20 the plain
+    # plan bills on the Jan 11 grid; Feb 11 - Mar 11 is its full fee.
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+        "plan_id": plain_id, "change_option": "requested_date", "change_date": "2031-01-20T00:00:00Z"})
+    assert await _periods(unit, p, sub_id, at(2031, 3, 1)) == [
+        (at(2031, 1, 1), at(2031, 1, 11)), (at(2031, 1, 11), at(2031, 2, 11)), (at(2031, 2, 11), at(2031, 3, 11))]
+    assert await _fees(unit, p, sub_id, at(2031, 2, 11), at(2031, 3, 11)) == [
+        ("Platform fee", D("31.00"), at(2031, 2, 11), at(2031, 3, 11))]

@@ -435,17 +435,6 @@ def current_billing_period(subscription: Subscription, cadences: Iterable[str], 
                             billing_cadence(cadences), now)
 
 
-async def reanchoring_changes(uow: UnitOfWork, principal: Principal,
-                              subscription: Subscription) -> list[SubscriptionPlanChange]:
-    """The subscription's plan changes that re-anchor its billing periods (what its cycles need)."""
-    rows = await uow.rows(
-        select(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.billing_cycle_alignment)
-        .where(SubscriptionPlanChange.org_id == principal.org_id,
-               SubscriptionPlanChange.subscription_id == subscription.id,
-               SubscriptionPlanChange.billing_cycle_alignment.is_not(None)))  # type: ignore[union-attr]
-    return list(rows)  # type: ignore[arg-type]
-
-
 async def _term_cadence(uow: UnitOfWork, principal: Principal, plan_id: str) -> str:
     rows = await uow.rows(select(Price.cadence).where(Price.org_id == principal.org_id, Price.plan_id == plan_id))
     return term_cadence(row.cadence for row in rows)

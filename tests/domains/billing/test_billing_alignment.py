@@ -81,8 +81,8 @@ async def test_an_immediate_change_aligned_to_its_date_closes_the_old_period_and
     # 62.00 + 50 tokens at 0.02 = 63.00
     assert [(i.period_start, i.period_end, i.total) for i in second] == [(at(2024, 1, 11), at(2024, 2, 11), D("63.00"))]
     fetched = await _fresh(unit, p, sub_id)
-    assert subs.current_billing_period(fetched, ["monthly"], at(2024, 2, 20),
-                                       await subs.reanchoring_changes(unit, p, fetched)) == Period(
+    changes = (await schedule.plan_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub_id]))[sub_id]
+    assert subs.current_billing_period(fetched, ["monthly"], at(2024, 2, 20), changes) == Period(
         at(2024, 2, 11), at(2024, 3, 11))
 
 

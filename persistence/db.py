@@ -190,13 +190,35 @@ class Reader:
         raw = await connection.get_raw_connection()
         sql, arguments = prepared.bound(params)
         if prepared.custom_plan:
-            # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL may
-            # give it a generic plan. The unnamed statement is parsed afresh (one more round trip) and
-            # so always planned for these arguments.
-            statement_ = await raw.driver_connection.prepare(sql, name=False)  # type: ignore[union-attr]
-            return prepared.rows(await statement_.fetch(*arguments))
+            return prepared.rows(await (await _unnamed(raw, sql)).fetch(*arguments))
         records = await raw.driver_connection.fetch(sql, *arguments)  # type: ignore[union-attr]
         return prepared.rows(records)
+
+
+_UNNAMED = "accrual_unnamed_statements"
+_UNNAMED_MAX = 256
+
+
+async def _unnamed(raw: Any, sql: str) -> Any:
+    """An asyncpg statement for `sql` sent as PostgreSQL's unnamed statement: Parse, Bind and Execute
+    in one round trip, so the server parses and plans it for each call's own arguments (see
+    CUSTOM_PLAN). asyncpg's `fetch` would reuse a named statement, which after five runs may get a
+    generic plan; `prepare(name=False)` per call cost a second round trip (Parse/Describe) each time.
+    Here the Describe is done once per pooled connection: the statement's parameter and column codecs
+    are kept (in the pool entry's `info`, which lives as long as the driver connection) and the
+    statement is marked unprepared, which makes asyncpg send the Parse again with every Bind (its
+    mode for connections without a statement cache)."""
+    statements = raw.info.setdefault(_UNNAMED, OrderedDict())
+    statement = statements.get(sql)
+    if statement is None or statement._state.closed:  # closed: asyncpg reloaded its type codecs
+        statement = await raw.driver_connection.prepare(sql, name=False)
+        statement._state.mark_unprepared()
+        statements[sql] = statement
+        if len(statements) > _UNNAMED_MAX:
+            statements.popitem(last=False)
+    else:
+        statements.move_to_end(sql)
+    return statement
 
 
 def _read_only(dbapi_connection: Any) -> None:

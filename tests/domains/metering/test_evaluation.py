@@ -127,7 +127,7 @@ async def test_sum_of_large_and_small_integers_and_reals_is_exact(database, tena
 # The usage aggregate as PostgreSQL keeps it prepared (the monitoring query itself left out).
 _PREPARED_AGGREGATE = text(
     "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
-    "WHERE statement LIKE '%jsonb_typeof(events.properties%' AND statement NOT LIKE '%pg_prepared_statements%'")
+    "WHERE statement LIKE '%jsonb_typeof(counted.value)%' AND statement NOT LIKE '%pg_prepared_statements%'")
 SUM_SQL = "SELECT SUM(tokens) FROM events WHERE event_name = 'api_call'"
 
 

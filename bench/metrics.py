@@ -10,9 +10,10 @@ months, written straight into the `events` table with the raw driver (the rows A
 writes), and ANALYZE. Then, for one customer-month (the middle month, cycling over the customers):
 
 1. metric_eval_ratio       median latency of Accrual's evaluation (domains.metering.evaluation.
-                           metric_quantity in-process: the metric read, its SQL parsed and compiled,
-                           the aggregate run, on a fresh unit of work per call, as one request does)
-                           over the median latency of the hand-written aggregate on the raw driver
+                           metric_quantity in-process: the metric's definition (read once, then
+                           remembered), its compiled query, the aggregate run, on a fresh unit of
+                           work per call, as one request does) over the median latency of the
+                           hand-written aggregate on the raw driver, the two alternating call by call
 2. metric_eval_accrual_ms  the first of those, absolute
 3. metric_eval_raw_ms      the second, absolute
 4. metric_eval_plan        the index each query's plan uses (both must use the customer-month index)

@@ -187,7 +187,11 @@ class Reader:
                       params: Mapping[str, Any]) -> Sequence[Any]:
         if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
             return (await connection.execute(statement, params)).all()
-        raw = await connection.get_raw_connection()
+        sync = connection.sync_connection
+        if sync is not None and not sync.closed and not sync.invalidated:
+            raw = sync.connection  # checked out already: no I/O, so no greenlet hop as get_raw_connection takes
+        else:
+            raw = await connection.get_raw_connection()
         sql, arguments = prepared.bound(params)
         if prepared.custom_plan:
             return prepared.rows(await (await _unnamed(raw, sql)).fetch(*arguments))

@@ -42,6 +42,11 @@ class UnitOfWork:
         return self._session
 
     @property
+    def in_transaction(self) -> bool:
+        """Inside `transaction()`: reads see this transaction's uncommitted writes."""
+        return self._depth > 0
+
+    @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 

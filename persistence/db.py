@@ -216,11 +216,7 @@ class Reader:
         sql, arguments = prepared.bound(params)
         try:
             if prepared.custom_plan:
-                # asyncpg's `fetch` reuses a named statement per connection; after five runs PostgreSQL
-                # may give it a generic plan. The unnamed statement is parsed afresh (one more round
-                # trip) and so always planned for these arguments.
-                statement = await connection.prepare(sql, name=False)
-                return prepared.rows(await statement.fetch(*arguments))
+                return prepared.rows(await (await _unnamed(connection, sql)).fetch(*arguments))
             return prepared.rows(await connection.fetch(sql, *arguments))
         except asyncpg.PostgresError:
             raise  # the statement failed; the connection is as good as before
@@ -242,6 +238,34 @@ def _json_codecs(dialect: Any) -> Any:
                                         decoder=lambda value: loads(value[1:]),
                                         schema="pg_catalog", format="binary")
     return install
+
+
+_UNNAMED_MAX = 256
+# Per read connection (gone with it): the unnamed statements described on it, by SQL.
+_unnamed_statements: weakref.WeakKeyDictionary[asyncpg.Connection, OrderedDict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+async def _unnamed(connection: asyncpg.Connection, sql: str) -> Any:
+    """An asyncpg statement for `sql` sent as PostgreSQL's unnamed statement: Parse, Bind and Execute
+    in one round trip, so the server parses and plans it for each call's own arguments (see
+    CUSTOM_PLAN). asyncpg's `fetch` would reuse a named statement, which after five runs may get a
+    generic plan; `prepare(name=False)` per call cost a second round trip (Parse/Describe) each time.
+    Here the Describe is done once per connection: the statement's parameter and column codecs are
+    kept and the statement is marked unprepared, which makes asyncpg send the Parse again with every
+    Bind (its mode for connections without a statement cache)."""
+    statements = _unnamed_statements.get(connection)
+    if statements is None:
+        statements = _unnamed_statements[connection] = OrderedDict()
+    statement = statements.get(sql)
+    if statement is None or statement._state.closed:  # closed: asyncpg reloaded its type codecs
+        statement = await connection.prepare(sql, name=False)
+        statement._state.mark_unprepared()
+        statements[sql] = statement
+        if len(statements) > _UNNAMED_MAX:
+            statements.popitem(last=False)
+    else:
+        statements.move_to_end(sql)
+    return statement
 
 
 def _read_only(dbapi_connection: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -90,11 +91,36 @@ async def distinct_first_seen(
     return {date.fromisoformat(day): Decimal(count) for day, count in rows}
 
 
+# (organisation, metric id) -> its definition; least recently used out first.
+_DEFINITIONS: OrderedDict[tuple[str, str], MetricDefinition] = OrderedDict()
+_DEFINITIONS_MAX = 4096
+
+
+async def metric_definition(uow: UnitOfWork, *, principal: Principal, metric_id: str) -> MetricDefinition:
+    """The definition of one of the organisation's metrics. A metric's SQL never changes once created
+    (no service updates or deletes it), so after the first read it comes from memory, keyed by the
+    caller's organisation too: another organisation's id stays not found. Only committed rows are
+    remembered (read outside a transaction): a metric created in a transaction that then rolled back
+    must not outlive it here."""
+    key = (principal.org_id, metric_id)
+    definition = _DEFINITIONS.get(key)
+    if definition is not None:
+        _DEFINITIONS.move_to_end(key)
+        return definition
+    metric = await get_metric(uow, principal=principal, metric_id=metric_id)
+    definition = stored_definition(metric.sql)
+    if not uow.in_transaction:
+        _DEFINITIONS[key] = definition
+        if len(_DEFINITIONS) > _DEFINITIONS_MAX:
+            _DEFINITIONS.popitem(last=False)
+    return definition
+
+
 async def metric_quantity(
     uow: UnitOfWork, *, principal: Principal, metric_id: str, customer_id: str, start: datetime, end: datetime
 ) -> Decimal:
-    metric = await get_metric(uow, principal=principal, metric_id=metric_id)
-    return await quantity(uow, principal=principal, definition=stored_definition(metric.sql), customer_id=customer_id,
+    definition = await metric_definition(uow, principal=principal, metric_id=metric_id)
+    return await quantity(uow, principal=principal, definition=definition, customer_id=customer_id,
                           start=start, end=end)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
@@ -73,9 +74,7 @@ class _Properties:
     def number(self, name: str) -> ColumnElement[Any]:
         """The property as an exact number, null unless it is a JSON number."""
         if self.postgres:
-            is_number = self.json_type(name) == "number"
-            text = _text_of(name)  # type: ignore[attr-defined]
-            return case((is_number, cast(text, Numeric)), else_=None)
+            return _pg_number(Event.properties.op("->")(literal(name)))  # type: ignore[attr-defined]
         is_number = self.json_type(name).in_(["integer", "real"])
         return case((is_number, self.as_written(name)), else_=None)
 
@@ -105,6 +104,12 @@ class _Properties:
             return and_(self.json_type(name) == wanted,
                         _text_of(name) == ("true" if value else "false"))  # type: ignore[attr-defined]
         return self.json_type(name) == wanted
+
+
+def _pg_number(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """PostgreSQL: a jsonb value as NUMERIC when it is a JSON number, else null. The jsonb-to-numeric
+    cast copies the stored number; `->>` then ::numeric printed it as text and parsed it back."""
+    return case((func.jsonb_typeof(value) == "number", cast(value, Numeric)), else_=None)
 
 
 def _text_of(name: str) -> ColumnElement[Any]:
@@ -162,8 +167,11 @@ def _sqlite_sum(props: _Properties, name: str) -> tuple[ColumnElement[Any], Any]
     only for them, on the number's text as written; the two totals are added as decimals."""
     element = func.json_each(Event.properties, literal(props._path(name))).table_valued(
         "key", "type", "atom").alias("property_value")
-    small = and_(element.c.type == "integer", element.c.atom.between(-NATIVE_SUM_LIMIT, NATIVE_SUM_LIMIT))
-    others = or_(element.c.type == "real", and_(element.c.type == "integer", not_(small)))
+    # Each mention of a json_each column is a call into the virtual table for every event, and the
+    # two FILTERs are evaluated for every event: the common row (a small integer) is settled with two
+    # column reads per FILTER, the range first (a string or null atom fails it without the type read).
+    small = and_(element.c.atom.between(-NATIVE_SUM_LIMIT, NATIVE_SUM_LIMIT), element.c.type == "integer")
+    others = and_(not_(small), or_(element.c.type == "integer", element.c.type == "real"))
     value = func.accrual_decimal_add(
         func.sum(element.c.atom).filter(small),
         func.accrual_decimal_sum(props.as_written(name)).filter(others),
@@ -174,24 +182,57 @@ def _sqlite_sum(props: _Properties, name: str) -> tuple[ColumnElement[Any], Any]
 
 def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
     """SELECT <aggregate> over one organisation's, one customer's events in [start, end)."""
+    return _metric_select(definition, dialect, daily=False)
+
+
+def _metric_select(definition: MetricDefinition, dialect: str, *, daily: bool,
+                   group_key: str | None = None) -> Select[Any]:
+    """The aggregate; with `group_key` then the event's value of that property as column `group_value`,
+    and with `daily` then the UTC day of each event as column `day` (both grouped by the caller)."""
     props = _Properties(dialect)
     aggregate = definition.aggregate
+    if props.postgres and aggregate in ("sum", "max", "min", "avg"):
+        return _pg_numeric_aggregate(props, definition, daily=daily, group_key=group_key)
     source: Any = Event.__table__  # type: ignore[attr-defined]
     if aggregate == "count":
         value = func.count() if definition.property is None else func.count(props.any_value(definition.property))
     elif aggregate == "count_distinct":
         value = func.count(props.any_value(definition.property).distinct())  # type: ignore[arg-type]
+    elif aggregate == "sum":
+        value, source = _sqlite_sum(props, definition.property)  # type: ignore[arg-type]
     else:
-        number = props.number(definition.property)  # type: ignore[arg-type]
-        if props.postgres:
-            value = {"sum": func.sum, "max": func.max, "min": func.min, "avg": func.avg}[aggregate](number)
-            if aggregate == "avg":  # the same 12 places the SQLite aggregate keeps
-                value = func.round(value, AVG_PLACES)
-        elif aggregate == "sum":
-            value, source = _sqlite_sum(props, definition.property)  # type: ignore[arg-type]
-        else:
-            value = getattr(func, f"accrual_decimal_{aggregate}")(number)
-    return select(value).select_from(source).where(*_scope(props, definition))
+        value = getattr(func, f"accrual_decimal_{aggregate}")(props.number(definition.property))  # type: ignore[arg-type]
+    statement = select(value).select_from(source).where(*_scope(props, definition))
+    if group_key is not None:
+        statement = statement.add_columns(group_value(dialect, group_key).label("group_value"))
+    return statement.add_columns(utc_day(dialect).label("day")) if daily else statement
+
+
+def _pg_numeric_aggregate(props: _Properties, definition: MetricDefinition, *, daily: bool,
+                          group_key: str | None) -> Select[Any]:
+    """SUM, MAX, MIN or AVG on PostgreSQL over the property read once per event. The type check and
+    the cast each need the property's jsonb value, and written inline each `->` copies the event's
+    properties and looks the key up again (PostgreSQL does not share the two): over a
+    customer-month that doubled the extraction, a sixth of the aggregate's time (bench.metrics). The
+    events' rows are selected in a subquery that hands the value up once; OFFSET 0 keeps the planner
+    from folding it back into the outer query. The scan is planned as before; what the fence costs is
+    PostgreSQL's partial aggregation in parallel workers for a customer holding much of the table
+    (600,000 events: 0.29 s serial against 0.36 s for the unfenced query's parallel plan, on 2 cores)."""
+    columns = [Event.properties.op("->")(literal(definition.property)).label("value")]  # type: ignore[attr-defined]
+    if group_key is not None:
+        columns.append(group_value("postgresql", group_key).label("group_value"))
+    if daily:
+        columns.append(utc_day("postgresql").label("day"))
+    counted = (select(*columns).where(*_scope(props, definition))
+               .offset(literal_column("0")).subquery("counted"))
+    number = _pg_number(counted.c.value)
+    value = {"sum": func.sum, "max": func.max, "min": func.min, "avg": func.avg}[definition.aggregate](number)
+    if definition.aggregate == "avg":  # the same 12 places the SQLite aggregate keeps
+        value = func.round(value, AVG_PLACES)
+    statement = select(value).select_from(counted)
+    if group_key is not None:
+        statement = statement.add_columns(counted.c.group_value)
+    return statement.add_columns(counted.c.day) if daily else statement
 
 
 def _scope(props: _Properties, definition: MetricDefinition) -> list[ColumnElement[Any]]:
@@ -221,8 +262,9 @@ def utc_day(dialect: str) -> ColumnElement[Any]:
 def metric_daily_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
     """SELECT day, <aggregate> ... GROUP BY day: the metric per UTC day of [start, end), one statement;
     days without events have no row."""
-    day = utc_day(dialect).label("day")
-    return metric_statement(definition, dialect).add_columns(day).group_by(day).order_by(day)
+    statement = _metric_select(definition, dialect, daily=True)
+    day = statement.selected_columns.day
+    return statement.group_by(day).order_by(day)
 
 
 def distinct_first_seen_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
@@ -259,12 +301,10 @@ def group_value(dialect: str, key: str) -> ColumnElement[Any]:
 def metric_grouped_statement(definition: MetricDefinition, dialect: str, key: str, daily: bool) -> Select[Any]:
     """SELECT <aggregate>, group_value[, day] ... GROUP BY group_value[, day]: the metric per value of the
     property over [start, end) (or per UTC day), one statement; groups and days without events have no row."""
-    group = group_value(dialect, key).label("group_value")
-    statement = metric_statement(definition, dialect).add_columns(group).group_by(group)
-    if daily:
-        day = utc_day(dialect).label("day")
-        statement = statement.add_columns(day).group_by(day)
-    return statement
+    statement = _metric_select(definition, dialect, daily=daily, group_key=key)
+    columns = statement.selected_columns
+    statement = statement.group_by(columns.group_value)
+    return statement.group_by(columns.day) if daily else statement
 
 
 def distinct_first_seen_grouped_statement(definition: MetricDefinition, dialect: str, key: str) -> Select[Any]:

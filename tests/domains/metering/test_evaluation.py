@@ -7,14 +7,17 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Integer, text
+from sqlalchemy import Integer, event, text
 
+from domains.catalog.items import create_item
 from domains.customers import service as customers
-from domains.metering.evaluation import quantity
+from domains.errors import NotFound
+from domains.metering.evaluation import metric_quantity, quantity
 from domains.metering.events import ingest_events
 from domains.metering.metric_sql import parse_metric_sql
+from domains.metering.metrics import create_metric
 from domains.unit_of_work import UnitOfWork
-from persistence.db import session_factory
+from persistence.db import reader_for, session_factory
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 START, END = NOW - timedelta(hours=6), NOW
@@ -127,7 +130,7 @@ async def test_sum_of_large_and_small_integers_and_reals_is_exact(database, tena
 # The usage aggregate as PostgreSQL keeps it prepared (the monitoring query itself left out).
 _PREPARED_AGGREGATE = text(
     "SELECT coalesce(sum(generic_plans), 0), coalesce(sum(custom_plans), 0) FROM pg_prepared_statements "
-    "WHERE statement LIKE '%jsonb_typeof(events.properties%' AND statement NOT LIKE '%pg_prepared_statements%'"
+    "WHERE statement LIKE '%jsonb_typeof(counted.value)%' AND statement NOT LIKE '%pg_prepared_statements%'"
 ).columns(generic_plans=Integer, custom_plans=Integer)  # declared columns: read on the reader's own connection
 SUM_SQL = "SELECT SUM(tokens) FROM events WHERE event_name = 'api_call'"
 
@@ -159,5 +162,62 @@ async def test_usage_aggregate_is_planned_for_each_call_on_postgresql(database, 
             assert (await uow.rows(text("SHOW plan_cache_mode")))[0][0] == "force_custom_plan"
         async with uow.transaction():  # SET LOCAL: later transactions on the connection plan as usual
             assert (await uow.rows(text("SHOW plan_cache_mode")))[0][0] == "auto"
+    finally:
+        await uow.close()
+
+
+async def test_metric_quantity_reads_the_metric_once_and_keeps_it_in_scope(database, tenant, other_tenant, scenario):
+    """A metric never changes once created: after one read its definition comes from memory, for the
+    organisation that owns it only; the aggregate still runs on every call, for each call's customer
+    and window on the same connection."""
+    uow = UnitOfWork(session_factory(database.engine))
+    statements: list[str] = []
+    engines = [database.engine.sync_engine, *reader_for(database.engine).own_engines]
+
+    def listen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    try:
+        item = await create_item(uow, principal=tenant.principal, fields={"name": "Tokens"})
+        metric = await create_metric(uow, principal=tenant.principal, fields={
+            "name": "Tokens", "sql": "SELECT SUM(tokens) FROM events WHERE event_name = 'api_call'", "item_id": item.id})
+        first = await metric_quantity(uow, principal=tenant.principal, metric_id=metric.id, customer_id=scenario,
+                                      start=START, end=END)
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", listen)
+        try:
+            again = [await metric_quantity(uow, principal=tenant.principal, metric_id=metric.id, customer_id=scenario,
+                                           start=start, end=END)
+                     for start in (START, NOW - timedelta(hours=12), START)]
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", listen)
+        with pytest.raises(NotFound):  # another organisation asking for our metric's id
+            await metric_quantity(uow, principal=other_tenant.principal, metric_id=metric.id, customer_id=scenario,
+                                  start=START, end=END)
+    finally:
+        await uow.close()
+    assert first == Decimal("35.3")
+    assert again == [Decimal("35.3"), Decimal("70.6"), Decimal("35.3")]  # the 12-hour window holds the old batch
+    assert not [sql for sql in statements if "billable_metrics" in sql]
+    assert len([sql for sql in statements if "events" in sql]) == 3
+
+
+async def test_a_metric_read_in_a_rolled_back_transaction_is_not_remembered(database, tenant, scenario):
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        item = await create_item(uow, principal=tenant.principal, fields={"name": "Tokens"})
+        with pytest.raises(RuntimeError):
+            async with uow.transaction():
+                metric = await create_metric(uow, principal=tenant.principal, fields={
+                    "name": "Gone", "sql": "SELECT SUM(tokens) FROM events", "item_id": item.id})
+                await uow.session.flush()
+                # Seen inside its own transaction...
+                assert await metric_quantity(uow, principal=tenant.principal, metric_id=metric.id,
+                                             customer_id=scenario, start=START, end=END) == Decimal("1035.3")
+                raise RuntimeError("roll back")
+        with pytest.raises(NotFound):  # ...and gone with it
+            await metric_quantity(uow, principal=tenant.principal, metric_id=metric.id, customer_id=scenario,
+                                  start=START, end=END)
     finally:
         await uow.close()

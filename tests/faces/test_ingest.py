@@ -151,3 +151,9 @@ async def test_rpc_and_graphql_ingest_the_same_way(client, tenant, database):
     finally:
         await uow.close()
     assert count == 1
+
+
+async def test_a_null_in_the_events_list_is_refused_naming_its_place(client, tenant, database):
+    status, body = await _ingest(client, tenant.key, [_event("k0"), None])
+    assert status == 400 and body["validation_errors"][0]["field"] == "events[1]", body
+    assert "must not be null" in body["detail"] and await _stored(database, tenant.org_id) == []

@@ -11,7 +11,8 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -260,16 +261,24 @@ async def ingest_events(
 
 
 @cache
-def _context_statement(*, by_id: bool, by_external: bool, reseller: bool) -> Any:
+def _context_statement(*, by_id: bool, by_external: bool, reseller: bool, postgres: bool) -> Any:
     """The organisation's grace period (tenancy.event_grace_period's column) and which of a batch's
     customers are the organisation's, in one read: a row per customer found (a row of nulls if
-    none is), no row for an unknown organisation. Built once per shape."""
+    none is), no row for an unknown organisation. Built once per shape.
+
+    PostgreSQL takes the keys as one array (`= ANY($n)`): one prepared statement whatever their
+    number, where an expanded IN list is a statement (and a bound cast per key) per length."""
+
+    def among(column: Any, name: str) -> Any:
+        if postgres:
+            return column == any_(bindparam(name, type_=ARRAY(String)))
+        return column.in_(bindparam(name, expanding=True))
+
     matches = []
     if by_id:
-        matches.append(Customer.id.in_(bindparam("ids", expanding=True)))  # type: ignore[attr-defined]
+        matches.append(among(Customer.id, "ids"))
     if by_external:
-        matches.append(Customer.external_customer_id.in_(  # type: ignore[union-attr]
-            bindparam("external_ids", expanding=True)))
+        matches.append(among(Customer.external_customer_id, "external_ids"))
     on = [Customer.org_id == Organisation.org_id, or_(*matches)]
     if reseller:  # a reseller-limited key sees (and meters) only its reseller's customers
         on.append(Customer.reseller_id == bindparam("reseller_id"))
@@ -299,7 +308,8 @@ async def _organisation_context(
         params["external_ids"] = list(external_ids)
     if reseller:
         params["reseller_id"] = principal.reseller_id
-    statement = _context_statement(by_id=bool(ids), by_external=bool(external_ids), reseller=reseller)
+    statement = _context_statement(by_id=bool(ids), by_external=bool(external_ids), reseller=reseller,
+                                   postgres=uow.is_postgres)
     rows = await uow.rows(statement, params)
     if not rows:
         return DEFAULT_EVENT_GRACE_PERIOD, set(), {}

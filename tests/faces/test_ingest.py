@@ -220,3 +220,11 @@ async def test_one_batch_mixing_ids_external_ids_faults_and_repeats(client, tena
     assert stored["c"].timestamp == datetime.fromisoformat(naive).replace(tzinfo=UTC)
     assert stored["d"].timestamp == datetime.fromisoformat(offset)
     assert all(event.timestamp.tzinfo is not None for event in stored.values())
+
+
+async def test_a_batch_partly_stored_before_reports_each_key_where_it_belongs(client, tenant, database):
+    await _ingest(client, tenant.key, [_event("k1"), _event("k3")])
+    status, body = await _ingest(client, tenant.key, [_event(f"k{i}") for i in range(5)] + [_event("k0")])
+    assert status == 200
+    assert body["debug"] == {"ingested": ["k0", "k2", "k4"], "duplicate": ["k0", "k1", "k3"]}
+    assert [e.idempotency_key for e in await _stored(database, tenant.org_id)] == [f"k{i}" for i in range(5)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 import sys
@@ -103,6 +104,10 @@ async def _serve_until_stopped(app: web.Application, settings: Settings, ready: 
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
+        # Everything built so far (modules, the schema, compiled faces, SQLAlchemy's metadata) lives as
+        # long as the process: out of the collector's reach, a full collection walks only what requests
+        # leave behind instead of ~250,000 startup objects (~100 ms a time, often under ingest load).
+        gc.freeze()
         ready()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

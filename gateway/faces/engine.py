@@ -278,7 +278,15 @@ def to_graphql_value(value: Any, type_: GraphQLInputType, path: str, *, coerce: 
     if isinstance(type_, GraphQLList):
         if not isinstance(value, list):
             raise ValidationFailed(label, "must be a list")
-        return [to_graphql_value(item, type_.of_type, f"{path}[{i}]", coerce=coerce) for i, item in enumerate(value)]
+        item_type = type_.of_type
+        if _is_json(item_type):
+            # JSON parses every value as itself: only a null where one is not allowed needs finding
+            # (a 500-event batch skips 500 calls that would each return their item unchanged).
+            if isinstance(item_type, GraphQLNonNull) and any(item is None for item in value):
+                index = next(i for i, item in enumerate(value) if item is None)
+                raise ValidationFailed(f"{path}[{index}]", "must not be null")
+            return list(value)
+        return [to_graphql_value(item, item_type, f"{path}[{i}]", coerce=coerce) for i, item in enumerate(value)]
     if isinstance(type_, GraphQLInputObjectType):
         if not isinstance(value, dict):
             raise ValidationFailed(label, "must be an object")
@@ -317,6 +325,12 @@ def to_graphql_value(value: Any, type_: GraphQLInputType, path: str, *, coerce: 
             raise ValidationFailed(label, f"is not a valid {_type_word(type_)}")
         return parsed if coerce else value
     return value
+
+
+def _is_json(type_: GraphQLInputType) -> bool:
+    """The JSON scalar (nullable or not), whose parse_value returns its input unchanged."""
+    named = type_.of_type if isinstance(type_, GraphQLNonNull) else type_
+    return isinstance(named, GraphQLScalarType) and named.name == "JSON"
 
 
 _INPUT_FIELDS: dict[str, dict[str, tuple[str, GraphQLInputType]]] = {}

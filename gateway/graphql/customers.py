@@ -192,16 +192,16 @@ class CustomerType:
         return root  # type: ignore[return-value]
 
 
-# Edges return the dataloader's future itself (no coroutine, so no task per row); both
-# executors await it together with its siblings, which is what batches the loads.
+# Edges return what a read already brought, or else the dataloader's future itself (no coroutine, so
+# no task per row); both executors await it together with its siblings, which batches the loads.
 def _parent(root: CustomerRow, info: Resolve) -> Any:
     if root.parent_id is None:
         return None
-    return info.context.loaders.customer_by_id.load(root.parent_id)
+    return info.context.loaders.customer(root.parent_id)
 
 
 def _children(root: CustomerRow, info: Resolve) -> Any:
-    return info.context.loaders.children_by_customer_id.load(root.id)
+    return info.context.loaders.children(root.id)
 
 
 @strawberry.type

@@ -120,6 +120,16 @@ class Loaders:
     def line_items_by_invoice_id(self) -> BatchLoader[list[InvoiceLineItem]]:
         return self._many(invoices.line_items_by_invoice_ids, "ids")
 
+    def customer(self, customer_id: str) -> Any:
+        """The customer a read already brought, or the loader's future for it."""
+        known = self._known_customers.get(customer_id)
+        return known if known is not None else self.customer_by_id.load(customer_id)
+
+    def children(self, customer_id: str) -> Any:
+        """The children a read already brought (a list), or the loader's future for them."""
+        known = self._known_children.get(customer_id)
+        return known if known is not None else self.children_by_customer_id.load(customer_id)
+
     def prime_customers(self, rows: Sequence[Customer]) -> None:
         """Rows a read already fetched need no second trip when an edge points back at them."""
         loader = self.__dict__.get("customer_by_id")

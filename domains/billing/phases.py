@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete
 from domains.billing import schedule, subscriptions
 from domains.errors import ConstraintViolation, ValidationFailed
 from domains.tenancy.service import Principal
+from domains.text import refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Subscription, SubscriptionPlanChange
@@ -36,9 +37,7 @@ async def trigger_phase(
     nothing to guard: issued invoices are never changed here (a backdated trigger changes the open
     period's draft and what follows).
     """
-    unknown = sorted(set(fields) - _TRIGGER_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a trigger_phase field")
+    refuse_unknown(fields, _TRIGGER_FIELDS, "a trigger_phase field")
     if fields.get("allow_invoice_credit_or_void") not in (None, True, False):
         raise ValidationFailed("allow_invoice_credit_or_void", "must be true, false or null")
     given = fields.get("effective_date")

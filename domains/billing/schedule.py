@@ -36,6 +36,7 @@ from domains.catalog.plan_phases import PhaseDefinition, definitions, in_phase, 
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
@@ -337,9 +338,7 @@ async def schedule_plan_change(
     for that many days); by default the new plan's own trial, 0 for none. ``net_terms``,
     ``auto_collection`` and ``default_invoice_memo`` are set on the subscription when the change is made.
     """
-    unknown = sorted(set(fields) - _CHANGE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a plan change field")
+    refuse_unknown(fields, _CHANGE_FIELDS, "a plan change field")
     requested = _change_date(fields)
     alignment = _alignment(fields)
     settings: dict[str, Any] = {}
@@ -645,9 +644,7 @@ async def change_fixed_fee_quantity(
     of the next billing period). The price must be a fixed price of the plan the subscription is on at
     that date. A new change replaces the pending one for the same price and supersedes changes after it.
     """
-    unknown = sorted(set(fields) - _QUANTITY_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a fixed fee quantity field")
+    refuse_unknown(fields, _QUANTITY_FIELDS, "a fixed fee quantity field")
     if fields.get("quantity") is None:
         raise ValidationFailed("quantity", "is required")
     quantity = _quantity(fields["quantity"])

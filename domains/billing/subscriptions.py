@@ -24,7 +24,7 @@ from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import one_of, text
+from domains.text import one_of, refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import (
@@ -128,9 +128,7 @@ def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | No
     field = "billing_cycle_anchor_configuration"
     if not isinstance(config, Mapping):
         raise ValidationFailed(field, "must be an object with a day")
-    unknown = sorted(set(config) - _ANCHOR_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"{field}.{unknown[0]}", "is not a billing cycle anchor field")
+    refuse_unknown(config, _ANCHOR_FIELDS, "a billing cycle anchor field", prefix=field)
     if config.get("year") is not None:
         raise ValidationFailed(f"{field}.year", "is not supported: no cadence here is longer than a year")
     day, month = config.get("day"), config.get("month")
@@ -208,9 +206,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     ``billing_cycle_anchor_configuration`` anchors the billing periods (see ``_billing_anchor``);
     ``default_invoice_memo`` is the memo of its issued invoices.
     """
-    unknown = sorted(set(fields) - _CREATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a subscription field")
+    refuse_unknown(fields, _CREATE_FIELDS, "a subscription field")
     now = uow.clock.now()
     start = now if fields.get("start_date") is None else parse_instant("start_date", fields["start_date"])
     end = None if fields.get("end_date") is None else parse_instant("end_date", fields["end_date"])
@@ -385,9 +381,7 @@ async def update_subscription(
     """Change a subscription's metadata (keys given are set, a key given null is removed), its
     ``net_terms`` (for invoices issued from now on), ``auto_collection`` (null: the customer's setting)
     or ``default_invoice_memo`` (null removes it)."""
-    unknown = sorted(set(fields) - _UPDATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a subscription field that can be updated")
+    refuse_unknown(fields, _UPDATE_FIELDS, "a subscription field that can be updated")
     changes: dict[str, Any] = {}
     if fields.get("net_terms") is not None:
         changes["net_terms"] = net_terms_of(fields["net_terms"])

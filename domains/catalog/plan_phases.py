@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from domains.billing.periods import period_boundary
 from domains.errors import ValidationFailed
+from domains.text import refuse_unknown
 
 DURATION_UNITS = ("daily", "monthly", "quarterly", "semi_annual", "annual")
 _UNIT_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
@@ -55,9 +56,7 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         name = f"plan_phases[{index}]"
         if not isinstance(entry, Mapping):
             raise ValidationFailed(name, "must be an object")
-        extra = sorted(set(entry) - _FIELDS)
-        if extra:
-            raise ValidationFailed(f"{name}.{extra[0]}", "is not a plan phase field")
+        refuse_unknown(entry, _FIELDS, "a plan phase field", prefix=name)
         order = entry.get("order")
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")

@@ -19,6 +19,7 @@ from domains.metadata import merge_metadata
 from domains.metering.events import attach_events_to_customer
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, CustomFieldDefinition, Subscription
@@ -426,9 +427,7 @@ def _attribute(key: str) -> str:
 
 
 def _refuse_unknown(fields: Mapping[str, Any]) -> None:
-    unknown = sorted(set(fields) - SETTABLE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a customer field")
+    refuse_unknown(fields, SETTABLE_FIELDS, "a customer field")
 
 
 async def _update(

@@ -365,11 +365,7 @@ async def schedule_plan_change(
                                                f"{subscription.currency}")
         end = subscription.end_date
         if requested is not None:
-            if requested < subscription.start_date:
-                raise ValidationFailed("change_date", "is before the subscription's start_date "
-                                       f"({subscription.start_date.isoformat()})")
-            if end is not None and requested >= end:
-                raise ValidationFailed("change_date", f"is not before the subscription's end_date ({end.isoformat()})")
+            subscriptions.refuse_outside_life(subscription, "change_date", requested)
             at = requested
         elif fields["change_option"] == "immediate":
             at = max(now, subscription.start_date)
@@ -385,7 +381,7 @@ async def schedule_plan_change(
                                   billing_cycle_alignment=None if alignment == "unchanged" else alignment)
         await refuse_rebilling_invoiced(uow, principal, subscription, proposed=proposed, field="change_date",
                                         keep=lambda c: c.effective_date < at and c.effective_date <= now)
-        await _drop_changes(uow, principal, subscription.id, or_(
+        await drop_changes(uow, principal, subscription.id, or_(
             SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
         uow.session.add(SubscriptionPlanChange(
             id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id,
@@ -398,7 +394,7 @@ async def schedule_plan_change(
     return subscription
 
 
-async def _drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
+async def drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
     result = await uow.session.execute(delete(SubscriptionPlanChange).where(
         SubscriptionPlanChange.org_id == principal.org_id, SubscriptionPlanChange.subscription_id == subscription_id,
         condition))
@@ -414,8 +410,8 @@ async def unschedule_pending_plan_changes(
         subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
         if subscriptions.subscription_status(subscription, now) == "ended":
             raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
-        dropped = await _drop_changes(uow, principal, subscription.id,
-                                      SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
+        dropped = await drop_changes(uow, principal, subscription.id,
+                                     SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
         if not dropped:
             raise ConstraintViolation(f"subscription {subscription_id!r} has no pending plan change",
                                       field="subscription_id")
@@ -612,7 +608,7 @@ def _quantity(value: Any) -> Decimal:
     return quantity
 
 
-def _effective_date(value: Any) -> datetime:
+def parse_effective_date(value: Any) -> datetime:
     """A date (midnight UTC, as Orb takes a date) or an ISO 8601 date-time with a timezone."""
     if isinstance(value, str) and len(value) == 10:
         try:
@@ -656,7 +652,7 @@ async def change_fixed_fee_quantity(
         raise ValidationFailed("effective_date", "is required when change_option is effective_date")
     if option != "effective_date" and given is not None:
         raise ValidationFailed("effective_date", "is only taken when change_option is effective_date")
-    requested = _effective_date(given) if given is not None else None
+    requested = parse_effective_date(given) if given is not None else None
     price = await _fixed_price_of(uow, principal, fields.get("price_id"))
     now = uow.clock.now()
     async with uow.transaction():
@@ -665,12 +661,7 @@ async def change_fixed_fee_quantity(
             raise ConstraintViolation(f"subscription {subscription_id!r} has ended", field="subscription_id")
         end = subscription.end_date
         if requested is not None:
-            if requested < subscription.start_date:
-                raise ValidationFailed("effective_date", "is before the subscription's start_date "
-                                       f"({subscription.start_date.isoformat()})")
-            if end is not None and requested >= end:
-                raise ValidationFailed("effective_date", f"is not before the subscription's end_date "
-                                       f"({end.isoformat()})")
+            subscriptions.refuse_outside_life(subscription, "effective_date", requested)
             at = requested
         elif option == "immediate":
             at = max(now, subscription.start_date)

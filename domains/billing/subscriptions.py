@@ -86,6 +86,14 @@ def parse_instant(field: str, value: Any) -> datetime:
     return value.astimezone(UTC)
 
 
+def refuse_outside_life(subscription: Subscription, field: str, at: datetime) -> None:
+    """A change dated ``at`` must fall in the subscription's life: from its start, before its end."""
+    if at < subscription.start_date:
+        raise ValidationFailed(field, f"is before the subscription's start_date ({subscription.start_date.isoformat()})")
+    if subscription.end_date is not None and at >= subscription.end_date:
+        raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
+
+
 def net_terms_of(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 365:
         raise ValidationFailed("net_terms", "must be a whole number of days from 0 to 365")

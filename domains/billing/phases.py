@@ -51,9 +51,7 @@ async def trigger_phase(
         start = subscription.start_date
         at = requested if requested is not None else max(now, start)
         subscriptions.refuse_outside_life(subscription, "effective_date", at)
-        grouped = await schedule.plan_changes_by_subscription_ids(uow, principal=principal,
-                                                                  subscription_ids=[subscription.id])
-        changes = grouped.get(subscription.id, [])
+        changes = await schedule.plan_changes_of(uow, principal, subscription.id)
         defined = await schedule.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, changes))
         phases = schedule.phases_of(subscription, changes, defined)
         phase = schedule.phase_at(phases, at)

@@ -160,7 +160,7 @@ def billing_cycles(subscription: Subscription, changes: Iterable[SubscriptionPla
 async def subscription_billing_cycles(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
                                       open_ended: bool = False) -> list[cycles.Cycle]:
     """``billing_cycles`` read from the database: the change rows, then the phases of the plans they name."""
-    changes = await _changes(uow, principal, subscription.id)
+    changes = await plan_changes_of(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
     return billing_cycles(subscription, changes, defined, open_ended=open_ended)
 
@@ -216,7 +216,8 @@ async def plan_changes_by_subscription_ids(
     return grouped
 
 
-async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
+async def plan_changes_of(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
+    """One subscription's plan change rows, oldest first."""
     grouped = await plan_changes_by_subscription_ids(uow, principal=principal, subscription_ids=[subscription_id])
     return grouped.get(subscription_id, [])
 
@@ -226,7 +227,7 @@ async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Su
     """The plans (and phased plans' phases) a subscription is on over time, in order, tiling
     [start_date, end_date). ``changes``: its plan change rows when the caller has them already."""
     if changes is None:
-        changes = await _changes(uow, principal, subscription.id)
+        changes = await plan_changes_of(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
     return phases_of(subscription, changes, defined)
 
@@ -238,7 +239,7 @@ async def list_schedule(
     """The subscription's schedule (Orb's GET /subscriptions/{id}/schedule), oldest phase first."""
     limit = page_size(limit)
     subscription = await subscriptions.get_subscription(uow, principal=principal, subscription_id=subscription_id)
-    entries = _by_plan(_entries(subscription, await _changes(uow, principal, subscription.id)))
+    entries = _by_plan(_entries(subscription, await plan_changes_of(uow, principal, subscription.id)))
     if after_id is not None:
         keys = [entry.id for entry in entries]
         # A cursor past a phase a later change removed restarts nowhere rather than repeating phases.
@@ -308,7 +309,7 @@ async def refuse_rebilling_invoiced(
     if invoiced is None or proposed.effective_date >= invoiced:
         return
     if changes is None:
-        changes = await _changes(uow, principal, subscription.id)
+        changes = await plan_changes_of(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*changes, proposed]))  # type: ignore[list-item]
     before = billing_cycles(subscription, changes, defined)
     after = billing_cycles(subscription, [*(c for c in changes if keep(c)), proposed], defined)

@@ -83,7 +83,8 @@ def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChang
     entries: list[ScheduledPlan] = []
     key, plan_id, start, made = subscription.id, subscription.plan_id, subscription.start_date, subscription.created_at
     order: int | None = None
-    for change in sorted(changes, key=lambda c: c.effective_date):
+    # Rows on one date in the order they were made: a trigger_phase on a plan change's date comes after it.
+    for change in sorted(changes, key=lambda c: (c.effective_date, c.created_at, c.id)):
         if end is not None and change.effective_date >= end:
             break
         if change.effective_date <= start:
@@ -209,7 +210,8 @@ async def plan_changes_by_subscription_ids(
         select(*_CHANGE_COLUMNS)
         .where(SubscriptionPlanChange.org_id == principal.org_id,
                SubscriptionPlanChange.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
-        .order_by(SubscriptionPlanChange.effective_date))  # type: ignore[arg-type]
+        .order_by(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.created_at,  # type: ignore[arg-type]
+                  SubscriptionPlanChange.id))
     grouped: dict[str, list[SubscriptionPlanChange]] = {}
     for row in rows:
         grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]

@@ -31,11 +31,12 @@ async def trigger_phase(
     """Move the subscription to the next phase of its plan at ``effective_date`` (a date, midnight UTC,
     or a date-time; default now), shifting the phases after it.
 
-    Refused: a plan without phases, the last phase already in effect, an ended subscription, and an
+    Refused: a plan without phases, the last phase already in effect, an ended subscription, an
     ``effective_date`` before the start of the phase in effect now (history of an earlier phase is not
-    rewritten) or outside the subscription's life. ``allow_invoice_credit_or_void`` is taken and has
-    nothing to guard: issued invoices are never changed here (a backdated trigger changes the open
-    period's draft and what follows).
+    rewritten) or outside the subscription's life, and a backdated trigger that would move invoiced
+    billing periods (``schedule.refuse_rebilling_invoiced``). ``allow_invoice_credit_or_void`` is taken
+    and has nothing to guard: issued invoices are never changed here (a backdated trigger changes the
+    open period's draft and what follows).
     """
     refuse_unknown(fields, _TRIGGER_FIELDS, "a trigger_phase field")
     if fields.get("allow_invoice_credit_or_void") not in (None, True, False):

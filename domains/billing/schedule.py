@@ -36,7 +36,7 @@ from domains.catalog.plan_phases import PhaseDefinition, definitions, in_phase, 
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import refuse_unknown
+from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
@@ -251,8 +251,7 @@ async def list_schedule(
 
 def _change_date(fields: Mapping[str, Any]) -> datetime | None:
     option = fields.get("change_option")
-    if option not in CHANGE_OPTIONS:
-        raise ValidationFailed("change_option", f"must be one of {', '.join(CHANGE_OPTIONS)}")
+    one_of("change_option", option, CHANGE_OPTIONS)
     given = fields.get("change_date")
     if option == "requested_date":
         if given is None:
@@ -267,8 +266,8 @@ def _alignment(fields: Mapping[str, Any]) -> str:
     """``billing_cycle_alignment`` (default unchanged), or the older ``align_billing_with_plan_change_date``
     flag (true: plan_change_date); both given must agree."""
     alignment = fields.get("billing_cycle_alignment")
-    if alignment is not None and alignment not in cycles.ALIGNMENTS:
-        raise ValidationFailed("billing_cycle_alignment", f"must be one of {', '.join(cycles.ALIGNMENTS)}")
+    if alignment is not None:
+        one_of("billing_cycle_alignment", alignment, cycles.ALIGNMENTS)
     flag = fields.get("align_billing_with_plan_change_date")
     if flag is None:
         return alignment or "unchanged"
@@ -649,8 +648,7 @@ async def change_fixed_fee_quantity(
     quantity = _quantity(fields["quantity"])
     given = fields.get("effective_date")
     option = fields.get("change_option") or ("effective_date" if given is not None else "immediate")
-    if option not in QUANTITY_CHANGE_OPTIONS:
-        raise ValidationFailed("change_option", f"must be one of {', '.join(QUANTITY_CHANGE_OPTIONS)}")
+    one_of("change_option", option, QUANTITY_CHANGE_OPTIONS)
     if option == "effective_date" and given is None:
         raise ValidationFailed("effective_date", "is required when change_option is effective_date")
     if option != "effective_date" and given is not None:

@@ -484,8 +484,7 @@ async def cancel_subscription(
     or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
     bring them back).
     """
-    if cancel_option not in CANCEL_OPTIONS:
-        raise ValidationFailed("cancel_option", f"must be one of {', '.join(CANCEL_OPTIONS)}")
+    one_of("cancel_option", cancel_option, CANCEL_OPTIONS)
     if cancel_option == "requested_date":
         if cancellation_date is None:
             raise ValidationFailed("cancellation_date", "is required when cancel_option is requested_date")

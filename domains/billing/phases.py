@@ -45,10 +45,8 @@ async def trigger_phase(
     requested = schedule.parse_effective_date(given) if given is not None else None
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended; its phase cannot change",
-                                      field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now,
+                                                         refusal="has ended; its phase cannot change")
         start = subscription.start_date
         at = requested if requested is not None else max(now, start)
         subscriptions.refuse_outside_life(subscription, "effective_date", at)

@@ -358,10 +358,8 @@ async def schedule_plan_change(
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended; its plan cannot change",
-                                      field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now,
+                                                         refusal="has ended; its plan cannot change")
         if plan.currency != subscription.currency:
             raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the subscription bills in "
                                                f"{subscription.currency}")
@@ -409,9 +407,7 @@ async def unschedule_pending_plan_changes(
     """Drop the plan change that has not taken effect yet: the subscription stays on its current plan."""
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now)
         dropped = await drop_changes(uow, principal, subscription.id,
                                      SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
         if not dropped:
@@ -657,9 +653,7 @@ async def change_fixed_fee_quantity(
     price = await _fixed_price_of(uow, principal, fields.get("price_id"))
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended", field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now, refusal="has ended")
         end = subscription.end_date
         if requested is not None:
             subscriptions.refuse_outside_life(subscription, "effective_date", requested)
@@ -702,9 +696,7 @@ async def unschedule_fixed_fee_quantity_updates(
         raise ValidationFailed("price_id", "is required")
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now)
         result = await uow.session.execute(delete(SubscriptionPriceQuantity).where(
             SubscriptionPriceQuantity.org_id == principal.org_id,
             SubscriptionPriceQuantity.subscription_id == subscription.id,

@@ -383,6 +383,16 @@ async def lock_subscription(uow: UnitOfWork, principal: Principal, subscription_
     return subscription
 
 
+async def lock_unended(uow: UnitOfWork, principal: Principal, subscription_id: str, now: datetime, *,
+                       refusal: str = "has already ended") -> Subscription:
+    """``lock_subscription`` for a change an ended subscription cannot take: refused naming it, ``refusal``
+    saying why."""
+    subscription = await lock_subscription(uow, principal, subscription_id)
+    if subscription_status(subscription, now) == "ended":
+        raise ConstraintViolation(f"subscription {subscription_id!r} {refusal}", field="subscription_id")
+    return subscription
+
+
 async def update_subscription(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
 ) -> Subscription:
@@ -493,9 +503,7 @@ async def cancel_subscription(
         raise ValidationFailed("cancellation_date", "is only taken when cancel_option is requested_date")
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         if cancel_option == "requested_date":
             if requested < subscription.start_date:
                 raise ValidationFailed("cancellation_date", "is before the subscription's start_date "
@@ -520,9 +528,7 @@ async def unschedule_cancellation(uow: UnitOfWork, *, principal: Principal, subs
     """Drop a scheduled cancellation whose date has not come yet: the subscription runs on, open-ended."""
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         if subscription.end_date is None:
             raise ConstraintViolation(f"subscription {subscription_id!r} has no scheduled cancellation",
                                       field="subscription_id")
@@ -547,9 +553,7 @@ async def update_trial(
     now = uow.clock.now()
     requested = None if trial_end_date == "immediate" else parse_instant("trial_end_date", trial_end_date)
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         new_end = max(now, subscription.start_date) if requested is None else requested
         if new_end < subscription.start_date:
             raise ValidationFailed("trial_end_date", "is before the subscription's start_date "

@@ -5,14 +5,19 @@ Storage: ``subscriptions.plan_id`` is the plan the subscription *started* on; ea
 row (``subscription_plan_changes``) saying "from ``effective_date`` on, plan X". The phases are
 derived from both and the end date, so a scheduled change takes effect by the clock, with no job,
 and the current plan (what the faces show as the subscription's plan) is the plan of the phase
-holding now: ``current_plan_id``.
+holding now: ``current_plan_id``. A phased plan's span is cut further at its phases' boundaries
+(domains.catalog.plan_phases); a phase transition (trigger_phase, initial_phase_order) is a change row
+on the same plan naming the phase it starts (``plan_phase_order``; domains.billing.phases). The billing
+cycles (domains.billing.cycles) follow from the same rows: ``billing_cycles``.
 
 Rules (as Orb's schedule_plan_change): ``immediate`` changes at now (at the start for an upcoming
 subscription), ``end_of_subscription_term`` at the end of the current term (as cancellation computes
 it), ``requested_date`` at ``change_date`` (backdating allowed, not before the start nor at/after the
 end). At most one change is pending (in the future): a new change replaces it, and also supersedes
 every change at or after its own date (a backdated change rewrites the history after it). The plan
-must be active and bill in the subscription's currency.
+must be active and bill in the subscription's currency. A backdated change that would move billing
+periods already invoiced (re-anchoring them, or undoing a re-anchoring) is refused:
+``refuse_rebilling_invoiced``.
 
 Fixed fee quantities follow the same pattern per (subscription, price): ``subscription_price_quantities``
 rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_quantity``.

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
 
@@ -316,13 +316,39 @@ async def refuse_rebilling_invoiced(
         return
     if changes is None:
         changes = await plan_changes_of(uow, principal, subscription.id)
-    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*changes, proposed]))  # type: ignore[list-item]
-    before = billing_cycles(subscription, changes, defined)
-    after = billing_cycles(subscription, [*(c for c in changes if keep(c)), proposed], defined)
-    if _cycles_through(before, invoiced) != _cycles_through(after, invoiced):
+    after = [*(c for c in changes if keep(c)), proposed]
+    if await _invoiced_cycles_move(uow, principal, subscription, changes, after, invoiced):
         raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; this change would move the "
                                   "billing periods before that (re-anchoring them, or undoing a re-anchoring)",
                                   field=field)
+
+
+async def refuse_shifting_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
+                                   shifted: Sequence[Any], by: timedelta, field: str) -> None:
+    """Refuse moving the change rows ``shifted`` by ``by`` (update_trial's shift) when that would move the
+    billing cycles of what is already invoiced (a re-anchoring change, or a plan whose phase aligns billing,
+    moved into or out of invoiced billing): as ``refuse_rebilling_invoiced``."""
+    if not shifted:
+        return
+    invoiced = await last_invoiced(uow, principal, subscription.id)
+    if invoiced is None or min(min(c.effective_date, c.effective_date + by) for c in shifted) >= invoiced:
+        return
+    changes = await plan_changes_of(uow, principal, subscription.id)
+    moving = {c.id for c in shifted}
+    after = [ProposedChange(c.id, c.plan_id, c.effective_date + by, c.created_at, c.plan_phase_order,
+                            c.billing_cycle_alignment) if c.id in moving else c for c in changes]
+    if await _invoiced_cycles_move(uow, principal, subscription, changes, after, invoiced):
+        raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; shifting the pending plan "
+                                  "changes would move the billing periods before that (pass shift: false)",
+                                  field=field)
+
+
+async def _invoiced_cycles_move(uow: UnitOfWork, principal: Principal, subscription: Subscription,
+                                before: Sequence[Any], after: Sequence[Any], invoiced: datetime) -> bool:
+    """Whether the change rows ``after`` give the billing cycles up to ``invoiced`` other than ``before`` do."""
+    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*before, *after]))
+    return (_cycles_through(billing_cycles(subscription, before, defined), invoiced)
+            != _cycles_through(billing_cycles(subscription, after, defined), invoiced))
 
 
 async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:

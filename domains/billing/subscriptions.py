@@ -544,7 +544,8 @@ async def update_trial(
     """Move the end of the subscription's free trial (Orb's update_trial): to ``trial_end_date`` (a
     date-time, not before the start nor after the end) or ``"immediate"`` (now). Fixed fees are not
     billed before it. With ``shift`` (the default), pending plan and fixed-fee quantity changes from
-    the old trial end on move by as much as the trial end did (so a change "after the trial" stays so).
+    the old trial end on move by as much as the trial end did (so a change "after the trial" stays so);
+    not when that would move billing periods already invoiced (``schedule.refuse_shifting_invoiced``).
     """
     if not isinstance(shift, bool):
         raise ValidationFailed("shift", "must be true or false")
@@ -576,6 +577,11 @@ async def _shift_pending_changes(uow: UnitOfWork, principal: Principal, subscrip
         rows = (await uow.session.execute(select(change).where(
             change.org_id == principal.org_id, change.subscription_id == subscription.id,  # type: ignore[attr-defined]
             change.effective_date >= since))).scalars().all()  # type: ignore[attr-defined]
+        if change is SubscriptionPlanChange:
+            # Plan changes may re-anchor billing (their own alignment, or a phase aligning billing):
+            # moved back into invoiced billing, they would re-bill it. Phases are schedule's (which imports this module).
+            from domains.billing import schedule
+            await schedule.refuse_shifting_invoiced(uow, principal, subscription, shifted=rows, by=by, field="shift")
         for row in rows:
             moved = row.effective_date + by
             if moved <= subscription.start_date or (subscription.end_date is not None

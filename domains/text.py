@@ -28,3 +28,10 @@ def one_of(field: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValidationFailed(field, f"must be one of {', '.join(allowed)}")
     return value  # type: ignore[no-any-return]
+
+
+def refuse_unknown(fields: Any, allowed: Any, what: str, *, prefix: str = "") -> None:
+    """Refuse the first (alphabetically) key not in allowed, naming it (under prefix) as not being `what`."""
+    unknown = sorted(set(fields) - set(allowed))
+    if unknown:
+        raise ValidationFailed(f"{prefix}.{unknown[0]}" if prefix else unknown[0], f"is not {what}")

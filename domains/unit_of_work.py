@@ -76,8 +76,9 @@ class UnitOfWork:
         if self._depth == 0:
             if self.read_only:
                 raise PermissionDenied("this API key may only read")
-            # One pooled connection per request at a time: a request holding a read connection
-            # while waiting for a write one could, under load, wait forever on a full pool.
+            # One connection per request at a time: the read connection goes back to the read pool
+            # (persistence.read_pool) before the session takes a write one, rather than idling
+            # through the transaction, whose reads go through the session.
             await self._release_read_connection()
             session = self.session
             if session.in_transaction():

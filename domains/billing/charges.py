@@ -29,10 +29,11 @@ amount the pricing model gives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TypeVar
 
 from domains.billing import cycles, schedule
 from domains.billing.periods import Period, period_boundary, prorate
@@ -49,6 +50,8 @@ from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
 from persistence.tables import Price, Subscription, SubscriptionPlanChange
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,24 +81,15 @@ class Catalog:
     async def phase_definitions(self, uow: UnitOfWork, principal: Principal,
                                 plan_ids: Iterable[str]) -> dict[str, list[PhaseDefinition]]:
         """The phases of the phased plans among ``plan_ids`` (a plan without phases is left out)."""
-        wanted = list(dict.fromkeys(plan_ids))
-        missing = [plan_id for plan_id in wanted if (principal.org_id, plan_id) not in self._phases]
-        if missing:
-            found = await schedule.phase_definitions(uow, principal, missing)
-            for plan_id in missing:
-                self._phases[principal.org_id, plan_id] = found.get(plan_id, [])
-        return {plan_id: self._phases[principal.org_id, plan_id] for plan_id in wanted
-                if self._phases[principal.org_id, plan_id]}
+        kept = await _per_plan(self._phases, principal, plan_ids,
+                               lambda missing: schedule.phase_definitions(uow, principal, missing))
+        return {plan_id: defined for plan_id, defined in kept.items() if defined}
 
     async def prices_by_plan_ids(self, uow: UnitOfWork, principal: Principal,
                                  plan_ids: Iterable[str]) -> dict[str, list[Price]]:
-        wanted = list(dict.fromkeys(plan_ids))
-        missing = [plan_id for plan_id in wanted if (principal.org_id, plan_id) not in self._prices]
-        if missing:
-            found = await price_service.prices_by_plan_ids(uow, principal=principal, plan_ids=missing)
-            for plan_id in missing:
-                self._prices[principal.org_id, plan_id] = found.get(plan_id, [])
-        return {plan_id: self._prices[principal.org_id, plan_id] for plan_id in wanted}
+        return await _per_plan(self._prices, principal, plan_ids,
+                               lambda missing: price_service.prices_by_plan_ids(uow, principal=principal,
+                                                                                plan_ids=missing))
 
     async def definition(self, uow: UnitOfWork, principal: Principal, metric_id: str) -> MetricDefinition:
         key = (principal.org_id, metric_id)
@@ -103,6 +97,19 @@ class Catalog:
             metric = await get_metric(uow, principal=principal, metric_id=metric_id)
             self._definitions[key] = stored_definition(metric.sql)  # parsed once per process
         return self._definitions[key]
+
+
+async def _per_plan(kept: dict[tuple[str, str], list[T]], principal: Principal, plan_ids: Iterable[str],
+                    read: Callable[[list[str]], Awaitable[Mapping[str, list[T]]]]) -> dict[str, list[T]]:
+    """Each plan's entry in ``kept`` (by organisation and plan id), the plans not kept yet read in one
+    call (a plan ``read`` does not return keeps an empty list), in the order first asked."""
+    wanted = list(dict.fromkeys(plan_ids))
+    missing = [plan_id for plan_id in wanted if (principal.org_id, plan_id) not in kept]
+    if missing:
+        found = await read(missing)
+        for plan_id in missing:
+            kept[principal.org_id, plan_id] = found.get(plan_id, [])
+    return {plan_id: kept[principal.org_id, plan_id] for plan_id in wanted}
 
 
 def round_to_minor_unit(amount: Decimal, currency: str) -> Decimal:
@@ -133,8 +140,7 @@ async def billing_period_at(
     """The subscription's billing period holding ``at`` (its plan's shortest cadence), or None."""
     catalog = catalog or Catalog()
     grouped = await catalog.prices_by_plan_ids(uow, principal, [subscription.plan_id])
-    changes = (await schedule.plan_changes_by_subscription_ids(
-        uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
+    changes = await schedule.plan_changes_of(uow, principal, subscription.id)
     defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, changes))
     return subscription_billing_period(subscription, (p.cadence for p in grouped[subscription.plan_id]), at, changes,
                                        defined)
@@ -151,8 +157,7 @@ async def period_charges(
     """
     catalog = catalog or Catalog()
     # The change rows once: for the phases, and for what they say besides the plan (re-anchoring, trials).
-    plan_changes = (await schedule.plan_changes_by_subscription_ids(
-        uow, principal=principal, subscription_ids=[subscription.id])).get(subscription.id, [])
+    plan_changes = await schedule.plan_changes_of(uow, principal, subscription.id)
     defined = await catalog.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, plan_changes))
     phases = schedule.phases_of(subscription, plan_changes, defined)
     billing_cycles = schedule.billing_cycles(subscription, plan_changes, defined)

@@ -40,7 +40,7 @@ from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import one_of, text
+from domains.text import one_of, refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, Invoice, InvoiceLineItem, InvoiceNumberCounter, Subscription
@@ -242,9 +242,7 @@ async def _line(uow: UnitOfWork, principal: Principal, entry: Any, index: int, c
     field = f"line_items[{index}]"
     if not isinstance(entry, Mapping):
         raise ValidationFailed(field, "must be an object")
-    unknown = sorted(set(entry) - _LINE_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"{field}.{unknown[0]}", "is not a line item field")
+    refuse_unknown(entry, _LINE_FIELDS, "a line item field", prefix=field)
     name = text(f"{field}.name", entry.get("name"), required=True)
     if entry.get("quantity") is None:
         raise ValidationFailed(f"{field}.quantity", "is required")
@@ -274,9 +272,7 @@ async def create_invoice(uow: UnitOfWork, *, principal: Principal, fields: Mappi
 
     Each line's amount is ``quantity × unit_config.unit_amount`` rounded to the currency's minor unit.
     """
-    unknown = sorted(set(fields) - _CREATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not an invoice field")
+    refuse_unknown(fields, _CREATE_FIELDS, "an invoice field")
     customer = await _customer(uow, principal, fields)
     code = checked_currency("currency", fields.get("currency"))
     if customer.currency is not None and customer.currency != code:

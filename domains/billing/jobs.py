@@ -114,10 +114,7 @@ async def _close_subscription(uow: UnitOfWork, subscription: Subscription, caden
             if locked.first() is None:
                 return []  # another worker is closing it
         # Read again under the lock: another worker may have closed periods since the first read.
-        until = (await uow.session.execute(
-            select(func.max(Invoice.period_end)).where(Invoice.org_id == subscription.org_id,
-                                                       Invoice.subscription_id == subscription.id))).scalar()
-        cursor = until or subscription.start_date
+        cursor = await schedule.last_invoiced(uow, principal, subscription.id) or subscription.start_date
         while True:
             period = charges.subscription_billing_period(subscription, cadences, cursor, changes, defined)
             if period is None or period.end > now:

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import and_, delete
+from sqlalchemy import and_
 
 from domains.billing import schedule, subscriptions
 from domains.errors import ConstraintViolation, ValidationFailed
 from domains.tenancy.service import Principal
+from domains.text import refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Subscription, SubscriptionPlanChange
@@ -30,34 +31,26 @@ async def trigger_phase(
     """Move the subscription to the next phase of its plan at ``effective_date`` (a date, midnight UTC,
     or a date-time; default now), shifting the phases after it.
 
-    Refused: a plan without phases, the last phase already in effect, an ended subscription, and an
+    Refused: a plan without phases, the last phase already in effect, an ended subscription, an
     ``effective_date`` before the start of the phase in effect now (history of an earlier phase is not
-    rewritten) or outside the subscription's life. ``allow_invoice_credit_or_void`` is taken and has
-    nothing to guard: issued invoices are never changed here (a backdated trigger changes the open
-    period's draft and what follows).
+    rewritten) or outside the subscription's life, and a backdated trigger that would move invoiced
+    billing periods (``schedule.refuse_rebilling_invoiced``). ``allow_invoice_credit_or_void`` is taken
+    and has nothing to guard: issued invoices are never changed here (a backdated trigger changes the
+    open period's draft and what follows).
     """
-    unknown = sorted(set(fields) - _TRIGGER_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a trigger_phase field")
+    refuse_unknown(fields, _TRIGGER_FIELDS, "a trigger_phase field")
     if fields.get("allow_invoice_credit_or_void") not in (None, True, False):
         raise ValidationFailed("allow_invoice_credit_or_void", "must be true, false or null")
     given = fields.get("effective_date")
-    requested = schedule._effective_date(given) if given is not None else None
+    requested = schedule.parse_effective_date(given) if given is not None else None
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended; its phase cannot change",
-                                      field="subscription_id")
-        start, end = subscription.start_date, subscription.end_date
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now,
+                                                         refusal="has ended; its phase cannot change")
+        start = subscription.start_date
         at = requested if requested is not None else max(now, start)
-        if at < start:
-            raise ValidationFailed("effective_date", f"is before the subscription's start_date ({start.isoformat()})")
-        if end is not None and at >= end:
-            raise ValidationFailed("effective_date", f"is not before the subscription's end_date ({end.isoformat()})")
-        grouped = await schedule.plan_changes_by_subscription_ids(uow, principal=principal,
-                                                                  subscription_ids=[subscription.id])
-        changes = grouped.get(subscription.id, [])
+        subscriptions.refuse_outside_life(subscription, "effective_date", at)
+        changes = await schedule.plan_changes_of(uow, principal, subscription.id)
         defined = await schedule.phase_definitions(uow, principal, schedule.plan_ids_of(subscription, changes))
         phases = schedule.phases_of(subscription, changes, defined)
         phase = schedule.phase_at(phases, at)
@@ -80,13 +73,11 @@ async def trigger_phase(
             uow, principal, subscription, changes=changes, proposed=proposed, field="effective_date",
             keep=lambda c: c.plan_phase_order is None or c.effective_date < at
             or (next_plan_change is not None and c.effective_date >= next_plan_change))
-        condition = and_(SubscriptionPlanChange.org_id == principal.org_id,
-                         SubscriptionPlanChange.subscription_id == subscription.id,
-                         SubscriptionPlanChange.plan_phase_order.is_not(None),  # type: ignore[union-attr]
+        condition = and_(SubscriptionPlanChange.plan_phase_order.is_not(None),  # type: ignore[union-attr]
                          SubscriptionPlanChange.effective_date >= at)  # type: ignore[operator]
         if next_plan_change is not None:
             condition = and_(condition, SubscriptionPlanChange.effective_date < next_plan_change)  # type: ignore[operator]
-        await uow.session.execute(delete(SubscriptionPlanChange).where(condition))
+        await schedule.drop_changes(uow, principal, subscription.id, condition)
         uow.session.add(SubscriptionPlanChange(id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id,
                                                plan_id=phase.plan_id, effective_date=at, created_at=now,
                                                plan_phase_order=proposed.plan_phase_order))

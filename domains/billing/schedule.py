@@ -5,14 +5,19 @@ Storage: ``subscriptions.plan_id`` is the plan the subscription *started* on; ea
 row (``subscription_plan_changes``) saying "from ``effective_date`` on, plan X". The phases are
 derived from both and the end date, so a scheduled change takes effect by the clock, with no job,
 and the current plan (what the faces show as the subscription's plan) is the plan of the phase
-holding now: ``current_plan_id``.
+holding now: ``current_plan_id``. A phased plan's span is cut further at its phases' boundaries
+(domains.catalog.plan_phases); a phase transition (trigger_phase, initial_phase_order) is a change row
+on the same plan naming the phase it starts (``plan_phase_order``; domains.billing.phases). The billing
+cycles (domains.billing.cycles) follow from the same rows: ``billing_cycles``.
 
 Rules (as Orb's schedule_plan_change): ``immediate`` changes at now (at the start for an upcoming
 subscription), ``end_of_subscription_term`` at the end of the current term (as cancellation computes
 it), ``requested_date`` at ``change_date`` (backdating allowed, not before the start nor at/after the
 end). At most one change is pending (in the future): a new change replaces it, and also supersedes
 every change at or after its own date (a backdated change rewrites the history after it). The plan
-must be active and bill in the subscription's currency.
+must be active and bill in the subscription's currency. A backdated change that would move billing
+periods already invoiced (re-anchoring them, or undoing a re-anchoring) is refused:
+``refuse_rebilling_invoiced``.
 
 Fixed fee quantities follow the same pattern per (subscription, price): ``subscription_price_quantities``
 rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_quantity``.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
 
@@ -36,6 +41,7 @@ from domains.catalog.plan_phases import PhaseDefinition, definitions, in_phase, 
 from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
@@ -82,7 +88,8 @@ def _entries(subscription: Subscription, changes: Iterable[SubscriptionPlanChang
     entries: list[ScheduledPlan] = []
     key, plan_id, start, made = subscription.id, subscription.plan_id, subscription.start_date, subscription.created_at
     order: int | None = None
-    for change in sorted(changes, key=lambda c: c.effective_date):
+    # Rows on one date in the order they were made: a trigger_phase on a plan change's date comes after it.
+    for change in sorted(changes, key=lambda c: (c.effective_date, c.created_at, c.id)):
         if end is not None and change.effective_date >= end:
             break
         if change.effective_date <= start:
@@ -159,7 +166,7 @@ def billing_cycles(subscription: Subscription, changes: Iterable[SubscriptionPla
 async def subscription_billing_cycles(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
                                       open_ended: bool = False) -> list[cycles.Cycle]:
     """``billing_cycles`` read from the database: the change rows, then the phases of the plans they name."""
-    changes = await _changes(uow, principal, subscription.id)
+    changes = await plan_changes_of(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
     return billing_cycles(subscription, changes, defined, open_ended=open_ended)
 
@@ -208,14 +215,16 @@ async def plan_changes_by_subscription_ids(
         select(*_CHANGE_COLUMNS)
         .where(SubscriptionPlanChange.org_id == principal.org_id,
                SubscriptionPlanChange.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
-        .order_by(SubscriptionPlanChange.effective_date))  # type: ignore[arg-type]
+        .order_by(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.created_at,  # type: ignore[arg-type]
+                  SubscriptionPlanChange.id))
     grouped: dict[str, list[SubscriptionPlanChange]] = {}
     for row in rows:
         grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
     return grouped
 
 
-async def _changes(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
+async def plan_changes_of(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
+    """One subscription's plan change rows, oldest first."""
     grouped = await plan_changes_by_subscription_ids(uow, principal=principal, subscription_ids=[subscription_id])
     return grouped.get(subscription_id, [])
 
@@ -225,7 +234,7 @@ async def plan_phases(uow: UnitOfWork, *, principal: Principal, subscription: Su
     """The plans (and phased plans' phases) a subscription is on over time, in order, tiling
     [start_date, end_date). ``changes``: its plan change rows when the caller has them already."""
     if changes is None:
-        changes = await _changes(uow, principal, subscription.id)
+        changes = await plan_changes_of(uow, principal, subscription.id)
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, changes))
     return phases_of(subscription, changes, defined)
 
@@ -237,7 +246,7 @@ async def list_schedule(
     """The subscription's schedule (Orb's GET /subscriptions/{id}/schedule), oldest phase first."""
     limit = page_size(limit)
     subscription = await subscriptions.get_subscription(uow, principal=principal, subscription_id=subscription_id)
-    entries = _by_plan(_entries(subscription, await _changes(uow, principal, subscription.id)))
+    entries = _by_plan(_entries(subscription, await plan_changes_of(uow, principal, subscription.id)))
     if after_id is not None:
         keys = [entry.id for entry in entries]
         # A cursor past a phase a later change removed restarts nowhere rather than repeating phases.
@@ -247,8 +256,7 @@ async def list_schedule(
 
 def _change_date(fields: Mapping[str, Any]) -> datetime | None:
     option = fields.get("change_option")
-    if option not in CHANGE_OPTIONS:
-        raise ValidationFailed("change_option", f"must be one of {', '.join(CHANGE_OPTIONS)}")
+    one_of("change_option", option, CHANGE_OPTIONS)
     given = fields.get("change_date")
     if option == "requested_date":
         if given is None:
@@ -263,8 +271,8 @@ def _alignment(fields: Mapping[str, Any]) -> str:
     """``billing_cycle_alignment`` (default unchanged), or the older ``align_billing_with_plan_change_date``
     flag (true: plan_change_date); both given must agree."""
     alignment = fields.get("billing_cycle_alignment")
-    if alignment is not None and alignment not in cycles.ALIGNMENTS:
-        raise ValidationFailed("billing_cycle_alignment", f"must be one of {', '.join(cycles.ALIGNMENTS)}")
+    if alignment is not None:
+        one_of("billing_cycle_alignment", alignment, cycles.ALIGNMENTS)
     flag = fields.get("align_billing_with_plan_change_date")
     if flag is None:
         return alignment or "unchanged"
@@ -307,14 +315,40 @@ async def refuse_rebilling_invoiced(
     if invoiced is None or proposed.effective_date >= invoiced:
         return
     if changes is None:
-        changes = await _changes(uow, principal, subscription.id)
-    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*changes, proposed]))  # type: ignore[list-item]
-    before = billing_cycles(subscription, changes, defined)
-    after = billing_cycles(subscription, [*(c for c in changes if keep(c)), proposed], defined)
-    if _cycles_through(before, invoiced) != _cycles_through(after, invoiced):
+        changes = await plan_changes_of(uow, principal, subscription.id)
+    after = [*(c for c in changes if keep(c)), proposed]
+    if await _invoiced_cycles_move(uow, principal, subscription, changes, after, invoiced):
         raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; this change would move the "
                                   "billing periods before that (re-anchoring them, or undoing a re-anchoring)",
                                   field=field)
+
+
+async def refuse_shifting_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
+                                   shifted: Sequence[Any], by: timedelta, field: str) -> None:
+    """Refuse moving the change rows ``shifted`` by ``by`` (update_trial's shift) when that would move the
+    billing cycles of what is already invoiced (a re-anchoring change, or a plan whose phase aligns billing,
+    moved into or out of invoiced billing): as ``refuse_rebilling_invoiced``."""
+    if not shifted:
+        return
+    invoiced = await last_invoiced(uow, principal, subscription.id)
+    if invoiced is None or min(min(c.effective_date, c.effective_date + by) for c in shifted) >= invoiced:
+        return
+    changes = await plan_changes_of(uow, principal, subscription.id)
+    moving = {c.id for c in shifted}
+    after = [ProposedChange(c.id, c.plan_id, c.effective_date + by, c.created_at, c.plan_phase_order,
+                            c.billing_cycle_alignment) if c.id in moving else c for c in changes]
+    if await _invoiced_cycles_move(uow, principal, subscription, changes, after, invoiced):
+        raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; shifting the pending plan "
+                                  "changes would move the billing periods before that (pass shift: false)",
+                                  field=field)
+
+
+async def _invoiced_cycles_move(uow: UnitOfWork, principal: Principal, subscription: Subscription,
+                                before: Sequence[Any], after: Sequence[Any], invoiced: datetime) -> bool:
+    """Whether the change rows ``after`` give the billing cycles up to ``invoiced`` other than ``before`` do."""
+    defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*before, *after]))
+    return (_cycles_through(billing_cycles(subscription, before, defined), invoiced)
+            != _cycles_through(billing_cycles(subscription, after, defined), invoiced))
 
 
 async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
@@ -337,9 +371,7 @@ async def schedule_plan_change(
     for that many days); by default the new plan's own trial, 0 for none. ``net_terms``,
     ``auto_collection`` and ``default_invoice_memo`` are set on the subscription when the change is made.
     """
-    unknown = sorted(set(fields) - _CHANGE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a plan change field")
+    refuse_unknown(fields, _CHANGE_FIELDS, "a plan change field")
     requested = _change_date(fields)
     alignment = _alignment(fields)
     settings: dict[str, Any] = {}
@@ -357,20 +389,14 @@ async def schedule_plan_change(
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended; its plan cannot change",
-                                      field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now,
+                                                         refusal="has ended; its plan cannot change")
         if plan.currency != subscription.currency:
             raise ValidationFailed(plan_field, f"the plan bills in {plan.currency}; the subscription bills in "
                                                f"{subscription.currency}")
         end = subscription.end_date
         if requested is not None:
-            if requested < subscription.start_date:
-                raise ValidationFailed("change_date", "is before the subscription's start_date "
-                                       f"({subscription.start_date.isoformat()})")
-            if end is not None and requested >= end:
-                raise ValidationFailed("change_date", f"is not before the subscription's end_date ({end.isoformat()})")
+            subscriptions.refuse_outside_life(subscription, "change_date", requested)
             at = requested
         elif fields["change_option"] == "immediate":
             at = max(now, subscription.start_date)
@@ -386,7 +412,7 @@ async def schedule_plan_change(
                                   billing_cycle_alignment=None if alignment == "unchanged" else alignment)
         await refuse_rebilling_invoiced(uow, principal, subscription, proposed=proposed, field="change_date",
                                         keep=lambda c: c.effective_date < at and c.effective_date <= now)
-        await _drop_changes(uow, principal, subscription.id, or_(
+        await drop_changes(uow, principal, subscription.id, or_(
             SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
         uow.session.add(SubscriptionPlanChange(
             id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id,
@@ -399,7 +425,7 @@ async def schedule_plan_change(
     return subscription
 
 
-async def _drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
+async def drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
     result = await uow.session.execute(delete(SubscriptionPlanChange).where(
         SubscriptionPlanChange.org_id == principal.org_id, SubscriptionPlanChange.subscription_id == subscription_id,
         condition))
@@ -412,11 +438,9 @@ async def unschedule_pending_plan_changes(
     """Drop the plan change that has not taken effect yet: the subscription stays on its current plan."""
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
-        dropped = await _drop_changes(uow, principal, subscription.id,
-                                      SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now)
+        dropped = await drop_changes(uow, principal, subscription.id,
+                                     SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
         if not dropped:
             raise ConstraintViolation(f"subscription {subscription_id!r} has no pending plan change",
                                       field="subscription_id")
@@ -613,7 +637,7 @@ def _quantity(value: Any) -> Decimal:
     return quantity
 
 
-def _effective_date(value: Any) -> datetime:
+def parse_effective_date(value: Any) -> datetime:
     """A date (midnight UTC, as Orb takes a date) or an ISO 8601 date-time with a timezone."""
     if isinstance(value, str) and len(value) == 10:
         try:
@@ -645,35 +669,25 @@ async def change_fixed_fee_quantity(
     of the next billing period). The price must be a fixed price of the plan the subscription is on at
     that date. A new change replaces the pending one for the same price and supersedes changes after it.
     """
-    unknown = sorted(set(fields) - _QUANTITY_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a fixed fee quantity field")
+    refuse_unknown(fields, _QUANTITY_FIELDS, "a fixed fee quantity field")
     if fields.get("quantity") is None:
         raise ValidationFailed("quantity", "is required")
     quantity = _quantity(fields["quantity"])
     given = fields.get("effective_date")
     option = fields.get("change_option") or ("effective_date" if given is not None else "immediate")
-    if option not in QUANTITY_CHANGE_OPTIONS:
-        raise ValidationFailed("change_option", f"must be one of {', '.join(QUANTITY_CHANGE_OPTIONS)}")
+    one_of("change_option", option, QUANTITY_CHANGE_OPTIONS)
     if option == "effective_date" and given is None:
         raise ValidationFailed("effective_date", "is required when change_option is effective_date")
     if option != "effective_date" and given is not None:
         raise ValidationFailed("effective_date", "is only taken when change_option is effective_date")
-    requested = _effective_date(given) if given is not None else None
+    requested = parse_effective_date(given) if given is not None else None
     price = await _fixed_price_of(uow, principal, fields.get("price_id"))
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has ended", field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now, refusal="has ended")
         end = subscription.end_date
         if requested is not None:
-            if requested < subscription.start_date:
-                raise ValidationFailed("effective_date", "is before the subscription's start_date "
-                                       f"({subscription.start_date.isoformat()})")
-            if end is not None and requested >= end:
-                raise ValidationFailed("effective_date", f"is not before the subscription's end_date "
-                                       f"({end.isoformat()})")
+            subscriptions.refuse_outside_life(subscription, "effective_date", requested)
             at = requested
         elif option == "immediate":
             at = max(now, subscription.start_date)
@@ -713,9 +727,7 @@ async def unschedule_fixed_fee_quantity_updates(
         raise ValidationFailed("price_id", "is required")
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await subscriptions.lock_subscription(uow, principal, subscription_id)
-        if subscriptions.subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now)
         result = await uow.session.execute(delete(SubscriptionPriceQuantity).where(
             SubscriptionPriceQuantity.org_id == principal.org_id,
             SubscriptionPriceQuantity.subscription_id == subscription.id,

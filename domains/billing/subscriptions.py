@@ -24,7 +24,7 @@ from domains.errors import ConstraintViolation, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import one_of, text
+from domains.text import one_of, refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import (
@@ -86,6 +86,14 @@ def parse_instant(field: str, value: Any) -> datetime:
     return value.astimezone(UTC)
 
 
+def refuse_outside_life(subscription: Subscription, field: str, at: datetime) -> None:
+    """A change dated ``at`` must fall in the subscription's life: from its start, before its end."""
+    if at < subscription.start_date:
+        raise ValidationFailed(field, f"is before the subscription's start_date ({subscription.start_date.isoformat()})")
+    if subscription.end_date is not None and at >= subscription.end_date:
+        raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
+
+
 def net_terms_of(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 365:
         raise ValidationFailed("net_terms", "must be a whole number of days from 0 to 365")
@@ -128,9 +136,7 @@ def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | No
     field = "billing_cycle_anchor_configuration"
     if not isinstance(config, Mapping):
         raise ValidationFailed(field, "must be an object with a day")
-    unknown = sorted(set(config) - _ANCHOR_FIELDS)
-    if unknown:
-        raise ValidationFailed(f"{field}.{unknown[0]}", "is not a billing cycle anchor field")
+    refuse_unknown(config, _ANCHOR_FIELDS, "a billing cycle anchor field", prefix=field)
     if config.get("year") is not None:
         raise ValidationFailed(f"{field}.year", "is not supported: no cadence here is longer than a year")
     day, month = config.get("day"), config.get("month")
@@ -208,9 +214,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     ``billing_cycle_anchor_configuration`` anchors the billing periods (see ``_billing_anchor``);
     ``default_invoice_memo`` is the memo of its issued invoices.
     """
-    unknown = sorted(set(fields) - _CREATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a subscription field")
+    refuse_unknown(fields, _CREATE_FIELDS, "a subscription field")
     now = uow.clock.now()
     start = now if fields.get("start_date") is None else parse_instant("start_date", fields["start_date"])
     end = None if fields.get("end_date") is None else parse_instant("end_date", fields["end_date"])
@@ -379,15 +383,23 @@ async def lock_subscription(uow: UnitOfWork, principal: Principal, subscription_
     return subscription
 
 
+async def lock_unended(uow: UnitOfWork, principal: Principal, subscription_id: str, now: datetime, *,
+                       refusal: str = "has already ended") -> Subscription:
+    """``lock_subscription`` for a change an ended subscription cannot take: refused naming it, ``refusal``
+    saying why."""
+    subscription = await lock_subscription(uow, principal, subscription_id)
+    if subscription_status(subscription, now) == "ended":
+        raise ConstraintViolation(f"subscription {subscription_id!r} {refusal}", field="subscription_id")
+    return subscription
+
+
 async def update_subscription(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str, fields: Mapping[str, Any]
 ) -> Subscription:
     """Change a subscription's metadata (keys given are set, a key given null is removed), its
     ``net_terms`` (for invoices issued from now on), ``auto_collection`` (null: the customer's setting)
     or ``default_invoice_memo`` (null removes it)."""
-    unknown = sorted(set(fields) - _UPDATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a subscription field that can be updated")
+    refuse_unknown(fields, _UPDATE_FIELDS, "a subscription field that can be updated")
     changes: dict[str, Any] = {}
     if fields.get("net_terms") is not None:
         changes["net_terms"] = net_terms_of(fields["net_terms"])
@@ -482,8 +494,7 @@ async def cancel_subscription(
     or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
     bring them back).
     """
-    if cancel_option not in CANCEL_OPTIONS:
-        raise ValidationFailed("cancel_option", f"must be one of {', '.join(CANCEL_OPTIONS)}")
+    one_of("cancel_option", cancel_option, CANCEL_OPTIONS)
     if cancel_option == "requested_date":
         if cancellation_date is None:
             raise ValidationFailed("cancellation_date", "is required when cancel_option is requested_date")
@@ -492,9 +503,7 @@ async def cancel_subscription(
         raise ValidationFailed("cancellation_date", "is only taken when cancel_option is requested_date")
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         if cancel_option == "requested_date":
             if requested < subscription.start_date:
                 raise ValidationFailed("cancellation_date", "is before the subscription's start_date "
@@ -519,9 +528,7 @@ async def unschedule_cancellation(uow: UnitOfWork, *, principal: Principal, subs
     """Drop a scheduled cancellation whose date has not come yet: the subscription runs on, open-ended."""
     now = uow.clock.now()
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         if subscription.end_date is None:
             raise ConstraintViolation(f"subscription {subscription_id!r} has no scheduled cancellation",
                                       field="subscription_id")
@@ -537,7 +544,8 @@ async def update_trial(
     """Move the end of the subscription's free trial (Orb's update_trial): to ``trial_end_date`` (a
     date-time, not before the start nor after the end) or ``"immediate"`` (now). Fixed fees are not
     billed before it. With ``shift`` (the default), pending plan and fixed-fee quantity changes from
-    the old trial end on move by as much as the trial end did (so a change "after the trial" stays so).
+    the old trial end on move by as much as the trial end did (so a change "after the trial" stays so);
+    not when that would move billing periods already invoiced (``schedule.refuse_shifting_invoiced``).
     """
     if not isinstance(shift, bool):
         raise ValidationFailed("shift", "must be true or false")
@@ -546,9 +554,7 @@ async def update_trial(
     now = uow.clock.now()
     requested = None if trial_end_date == "immediate" else parse_instant("trial_end_date", trial_end_date)
     async with uow.transaction():
-        subscription = await lock_subscription(uow, principal, subscription_id)
-        if subscription_status(subscription, now) == "ended":
-            raise ConstraintViolation(f"subscription {subscription_id!r} has already ended", field="subscription_id")
+        subscription = await lock_unended(uow, principal, subscription_id, now)
         new_end = max(now, subscription.start_date) if requested is None else requested
         if new_end < subscription.start_date:
             raise ValidationFailed("trial_end_date", "is before the subscription's start_date "
@@ -571,6 +577,11 @@ async def _shift_pending_changes(uow: UnitOfWork, principal: Principal, subscrip
         rows = (await uow.session.execute(select(change).where(
             change.org_id == principal.org_id, change.subscription_id == subscription.id,  # type: ignore[attr-defined]
             change.effective_date >= since))).scalars().all()  # type: ignore[attr-defined]
+        if change is SubscriptionPlanChange:
+            # Plan changes may re-anchor billing (their own alignment, or a phase aligning billing):
+            # moved back into invoiced billing, they would re-bill it. Phases are schedule's (which imports this module).
+            from domains.billing import schedule
+            await schedule.refuse_shifting_invoiced(uow, principal, subscription, shifted=rows, by=by, field="shift")
         for row in rows:
             moved = row.effective_date + by
             if moved <= subscription.start_date or (subscription.end_date is not None

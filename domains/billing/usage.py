@@ -35,6 +35,7 @@ from domains.metering import evaluation
 from domains.metering.metric_sql import is_property_name
 from domains.metering.metrics import metrics_by_ids
 from domains.tenancy.service import Principal
+from domains.text import one_of
 from domains.unit_of_work import UnitOfWork
 from persistence.tables import BillableMetric, Price, Subscription
 
@@ -97,8 +98,7 @@ class CostTimeframe:
 
 def _view_mode(value: str | None) -> str:
     mode = value or "periodic"
-    if mode not in VIEW_MODES:
-        raise ValidationFailed("view_mode", f"must be one of {', '.join(VIEW_MODES)}")
+    one_of("view_mode", mode, VIEW_MODES)
     return mode
 
 

@@ -12,7 +12,7 @@ from domains.errors import NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import text
+from domains.text import refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Item
@@ -60,9 +60,7 @@ def _external_connections(value: Any) -> list[dict[str, str]]:
 
 async def create_item(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Item:
     """Create an item; `name` is required."""
-    unknown = sorted(set(fields) - _FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not an item field")
+    refuse_unknown(fields, _FIELDS, "an item field")
     item = Item(
         id=new_id(), org_id=principal.org_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
         item_metadata=merge_metadata("metadata", fields.get("metadata") or {}),

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from domains.billing.periods import period_boundary
 from domains.errors import ValidationFailed
+from domains.text import one_of, refuse_unknown
 
 DURATION_UNITS = ("daily", "monthly", "quarterly", "semi_annual", "annual")
 _UNIT_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
@@ -55,9 +56,7 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         name = f"plan_phases[{index}]"
         if not isinstance(entry, Mapping):
             raise ValidationFailed(name, "must be an object")
-        extra = sorted(set(entry) - _FIELDS)
-        if extra:
-            raise ValidationFailed(f"{name}.{extra[0]}", "is not a plan phase field")
+        refuse_unknown(entry, _FIELDS, "a plan phase field", prefix=name)
         order = entry.get("order")
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")
@@ -65,14 +64,12 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         if align not in (None, True, False):
             raise ValidationFailed(f"{name}.align_billing_with_phase_start_date", "must be true, false or null")
         duration, unit = entry.get("duration"), entry.get("duration_unit")
-        if duration is not None:
-            if isinstance(duration, bool) or not isinstance(duration, int) or not 0 < duration <= MAX_DURATION:
-                raise ValidationFailed(f"{name}.duration", f"must be a whole number from 1 to {MAX_DURATION} "
-                                                            "(null: evergreen)")
-            if unit not in DURATION_UNITS:
-                raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
-        elif unit is not None and unit not in DURATION_UNITS:
-            raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)
+                                     or not 0 < duration <= MAX_DURATION):
+            raise ValidationFailed(f"{name}.duration", f"must be a whole number from 1 to {MAX_DURATION} "
+                                                        "(null: evergreen)")
+        if duration is not None or unit is not None:
+            one_of(f"{name}.duration_unit", unit, DURATION_UNITS)
         phase: dict[str, Any] = {"order": order, "duration": duration, "duration_unit": unit}
         if align:  # stored only when true: phases stored before it existed read as false
             phase["align_billing_with_phase_start_date"] = True

@@ -16,7 +16,7 @@ from domains.errors import DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import identifier, text
+from domains.text import identifier, refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Plan
@@ -54,9 +54,7 @@ def _net_terms(value: Any) -> int | None:
 
 async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> Plan:
     """Create a plan with its prices; any bad price refuses the whole plan, naming `prices[i].field`."""
-    unknown = sorted(set(fields) - _CREATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a plan field")
+    refuse_unknown(fields, _CREATE_FIELDS, "a plan field")
     if fields.get("currency") is None:
         raise ValidationFailed("currency", "is required")
     status = fields.get("status") or "active"
@@ -101,9 +99,7 @@ def _trial_days(config: Any) -> int | None:
         return None
     if not isinstance(config, Mapping):
         raise ValidationFailed("trial_config", "must be an object")
-    extra = sorted(set(config) - {"trial_period", "trial_period_unit"})
-    if extra:
-        raise ValidationFailed(f"trial_config.{extra[0]}", "is not a trial_config field")
+    refuse_unknown(config, {"trial_period", "trial_period_unit"}, "a trial_config field", prefix="trial_config")
     if config.get("trial_period_unit", "days") not in (None, "days"):
         raise ValidationFailed("trial_config.trial_period_unit", "must be days")
     period = config.get("trial_period")
@@ -120,9 +116,7 @@ def _price_fields(entry: Any, index: int) -> Mapping[str, Any]:
     if not isinstance(entry, Mapping):
         raise ValidationFailed(f"prices[{index}]", "must be an object")
     if "price" in entry:
-        extra = sorted(set(entry) - {"price", "plan_phase_order"})
-        if extra:
-            raise ValidationFailed(f"prices[{index}].{extra[0]}", "is not supported in a plan's price entry")
+        refuse_unknown(entry, {"price", "plan_phase_order"}, "supported in a plan's price entry", prefix=f"prices[{index}]")
         return entry["price"] if entry["price"] is not None else {}
     # The API reference's flat shape may carry the phase beside the price's own fields.
     return {key: value for key, value in entry.items() if key != "plan_phase_order"}
@@ -136,9 +130,7 @@ def _phase_order(entry: Any, index: int) -> Any:
 
 async def update_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str, fields: Mapping[str, Any]) -> Plan:
     """Change a plan's name, description, metadata or external_plan_id (its prices are fixed)."""
-    unknown = sorted(set(fields) - _UPDATE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a plan field that can be updated")
+    refuse_unknown(fields, _UPDATE_FIELDS, "a plan field that can be updated")
     async with uow.transaction():
         statement = select(Plan).where(Plan.org_id == principal.org_id, Plan.id == plan_id)
         if uow.is_postgres:

@@ -24,7 +24,7 @@ from domains.errors import DuplicateResource, NotFound, ValidationFailed
 from domains.metadata import merge_metadata
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import identifier, text
+from domains.text import identifier, refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import BillableMetric, Price
@@ -117,9 +117,7 @@ async def _build_price(
 ) -> Price:
     if not isinstance(fields, Mapping):
         raise ValidationFailed("price", "must be an object")
-    unknown = sorted(set(fields) - _FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a price field")
+    refuse_unknown(fields, _FIELDS, "a price field")
     model_type = fields.get("model_type")
     if model_type not in MODEL_TYPES:
         raise ValidationFailed("model_type", f"must be one of {', '.join(MODEL_TYPES)}")

@@ -12,7 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from domains.amounts import bounded
 from domains.errors import ValidationFailed
-from domains.text import one_of
+from domains.text import one_of, refuse_unknown
 
 STATUSES = ("active", "inactive", "archived")
 PAYMENT_PROVIDERS = ("quickbooks", "bill.com", "stripe_charge", "stripe_invoice", "netsuite", "adyen")
@@ -74,9 +74,7 @@ def address(field: str, value: Any) -> dict[str, str | None] | None:
         return None
     if not isinstance(value, dict):
         raise ValidationFailed(field, "must be an object")
-    unknown = sorted(set(value) - set(ADDRESS_KEYS))
-    if unknown:
-        raise ValidationFailed(f"{field}.{unknown[0]}", "is not an address field")
+    refuse_unknown(value, ADDRESS_KEYS, "an address field", prefix=field)
     cleaned = {key: optional_text(f"{field}.{key}", value.get(key)) for key in ADDRESS_KEYS}
     if cleaned["country"] is not None and not _COUNTRY.match(cleaned["country"]):
         raise ValidationFailed(f"{field}.country", "must be an ISO 3166-1 alpha-2 code")

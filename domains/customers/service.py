@@ -19,6 +19,7 @@ from domains.metadata import merge_metadata
 from domains.metering.events import attach_events_to_customer
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
+from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, CustomFieldDefinition, Subscription
@@ -30,7 +31,7 @@ _SIMPLE_RULES: dict[str, Any] = {
     "external_customer_id": rules.external_customer_id,
     "currency": lambda f, v: None if v is None else currency(f, v),
     "timezone": lambda f, v: "UTC" if v is None else rules.timezone_name(f, v),
-    "payment_provider": lambda f, v: None if v is None else rules.one_of(f, v, rules.PAYMENT_PROVIDERS),
+    "payment_provider": lambda f, v: None if v is None else one_of(f, v, rules.PAYMENT_PROVIDERS),
     "payment_provider_id": rules.optional_text,
     "auto_collection": lambda f, v: True if v is None else v,
     "auto_issuance": lambda f, v: v,
@@ -44,7 +45,7 @@ _SIMPLE_RULES: dict[str, Any] = {
     "reporting_configuration": rules.reporting_configuration,
     "payment_configuration": lambda f, v: v,
     "tax_configuration": lambda f, v: v,
-    "status": lambda f, v: rules.one_of(f, v, rules.STATUSES),
+    "status": lambda f, v: one_of(f, v, rules.STATUSES),
     "account_number": lambda f, v: rules.optional_text(f, v, 100),
     "payment_terms": lambda f, v: rules.optional_text(f, v, 100),
     "credit_limit": rules.money_amount,
@@ -225,7 +226,7 @@ def _page_params(principal: Principal, limit: int | None, after_id: str | None, 
                  maximum: int) -> tuple[int, dict[str, Any]]:
     limit = page_size(limit, maximum=maximum)
     for status in statuses or ():
-        rules.one_of("status", status, rules.STATUSES)
+        one_of("status", status, rules.STATUSES)
     params = _scope(principal, limit=limit + 1)
     if statuses:
         params["statuses"] = list(statuses)
@@ -426,9 +427,7 @@ def _attribute(key: str) -> str:
 
 
 def _refuse_unknown(fields: Mapping[str, Any]) -> None:
-    unknown = sorted(set(fields) - SETTABLE_FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a customer field")
+    refuse_unknown(fields, SETTABLE_FIELDS, "a customer field")
 
 
 async def _update(

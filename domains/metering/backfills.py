@@ -18,7 +18,7 @@ from sqlalchemy import and_, case, select, update
 from domains.errors import Conflict, NotFound, ValidationFailed
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import one_of
+from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import Customer, Event, EventBackfill
@@ -56,9 +56,7 @@ async def _customer_in_scope(uow: UnitOfWork, principal: Principal, column: Any,
 
 async def create_backfill(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> EventBackfill:
     """Open a pending backfill over [timeframe_start, timeframe_end), for one customer or all."""
-    unknown = sorted(set(fields) - _FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a backfill field")
+    refuse_unknown(fields, _FIELDS, "a backfill field")
     now = uow.clock.now()
     start = _instant(fields, "timeframe_start", required=True)
     end = _instant(fields, "timeframe_end", required=True)

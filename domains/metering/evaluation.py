@@ -44,10 +44,7 @@ async def quantity(
     start: datetime, end: datetime,
 ) -> Decimal:
     """The metric over the customer's events with start <= timestamp < end; no events is 0."""
-    if start.tzinfo is None or end.tzinfo is None:
-        raise ValidationFailed("timeframe", "start and end must be timezone-aware")
-    if end <= start:
-        raise ValidationFailed("timeframe_end", "must be after timeframe_start")
+    _check_window(start, end)
     rows = await uow.rows(_statement(definition, uow.dialect),
                           {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
     value = rows[0][0] if rows else None

@@ -14,7 +14,7 @@ from domains.metadata import merge_metadata
 from domains.metering.metric_sql import parse_metric_sql
 from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
-from domains.text import text
+from domains.text import refuse_unknown, text
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import BillableMetric
@@ -39,9 +39,7 @@ def _read_statement(*, by_id: bool = False, many: bool = False, after: bool = Fa
 
 async def create_metric(uow: UnitOfWork, *, principal: Principal, fields: Mapping[str, Any]) -> BillableMetric:
     """Create a metric. Its SQL must be in the metric language; its item must be one of ours."""
-    unknown = sorted(set(fields) - _FIELDS)
-    if unknown:
-        raise ValidationFailed(unknown[0], "is not a billable metric field")
+    refuse_unknown(fields, _FIELDS, "a billable metric field")
     name = text("name", fields.get("name"), required=True)
     description = text("description", fields.get("description"), max_length=10_000)
     sql = fields.get("sql")

@@ -159,7 +159,8 @@ class SubscriptionType:
                 for interval in intervals]
 
     @strawberry.field(description="Day of the month billing periods start on now: the start date's, unless a "
-                                  "billing_cycle_anchor_configuration or a plan change's alignment moved it.")
+                                  "billing_cycle_anchor_configuration, a plan change's alignment or a phase "
+                                  "aligning billing with its start moved it.")
     @staticmethod
     async def billing_cycle_day(root: SubscriptionRow, info: Resolve) -> int:
         return (await _current_anchor(root, info)).day

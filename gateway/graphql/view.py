@@ -24,6 +24,10 @@ from gateway.state import REQUEST_ID
 GRAPHQL_CONTEXT = web.RequestKey("graphql_context", Context)
 
 
+# The statuses Strawberry refuses a request with before executing it, as the graph's error codes.
+_REFUSAL_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
 class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         # Strawberry answers what it refuses before executing (malformed JSON, no query, an unknown
@@ -31,8 +35,7 @@ class AccrualGraphQLView(GraphQLView):  # type: ignore[type-arg]
         try:
             return await self.run(request=request)
         except HTTPException as exc:
-            code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED" if exc.status_code == 405 \
-                else "NOT_FOUND"
+            code = _REFUSAL_CODES.get(exc.status_code, "BAD_REQUEST")
             return json_response({"data": None, "errors": [{"message": exc.reason, "extensions": {"code": code}}]},
                                  exc.status_code)
 

@@ -74,7 +74,8 @@ class Plan(SQLModel, table=True):
     net_terms: int | None = None
     # A subscription to it starts with a free trial of this many days (Orb's trial_config); null: none.
     trial_period_days: int | None = None
-    # Orb's plan_phases, in order: [{order, duration, duration_unit}]; null: the plan has no phases.
+    # Orb's plan_phases, in order: [{order, duration, duration_unit[, align_billing_with_phase_start_date:
+    # true]}] (domains.catalog.plan_phases); null: the plan has no phases.
     plan_phases: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONDocument, nullable=True))
     plan_metadata: dict[str, str] = Field(default_factory=dict, sa_column=Column("metadata", JSONDocument, nullable=False))
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

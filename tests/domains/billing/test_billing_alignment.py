@@ -273,3 +273,30 @@ async def test_update_sets_net_terms_auto_collection_and_the_memo(unit, tenant):
         with pytest.raises(ValidationFailed) as refused:
             await subs.update_subscription(unit, principal=p, subscription_id=sub.id, fields=fields)
         assert refused.value.field == field
+
+
+async def test_a_trial_shift_may_not_move_a_re_anchoring_change_into_invoiced_billing(unit, tenant):
+    # Shortening the trial with shift moves the pending change (Feb 15, re-anchoring) back by 21 days, to
+    # Jan 25: inside January, already invoiced, whose period would then be billed again from Jan 25.
+    p = tenant.principal
+    basic = await make_plan(unit, p, fee="31.00", name="Basic")
+    pro = await make_plan(unit, p, fee="62.00", name="Pro")
+    sub_id = (await make_subscription(unit, p, basic, START, trial_duration_days=40)).id  # trial until Feb 10
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+        "plan_id": pro.id, "change_option": "requested_date", "change_date": "2024-02-15T00:00:00Z",
+        "billing_cycle_alignment": "plan_change_date"})
+    _move(unit, at(2024, 2, 3))
+    assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [(START, at(2024, 2, 1))]
+    with pytest.raises(ConstraintViolation) as refused:
+        await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-01-20T00:00:00Z")
+    assert refused.value.field == "shift" and "invoiced up to 2024-02-01" in str(refused.value)
+    assert [c.effective_date for c in await schedule.plan_changes_of(unit, p, sub_id)] == [at(2024, 2, 15)]
+    assert (await _fresh(unit, p, sub_id)).trial_end_date == at(2024, 2, 10)  # nothing written
+    # Without the shift the change keeps its date; a shift that stays after the invoiced end is taken.
+    await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-02-05T00:00:00Z")
+    assert [c.effective_date for c in await schedule.plan_changes_of(unit, p, sub_id)] == [at(2024, 2, 10)]
+    await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-01-20T00:00:00Z",
+                            shift=False)
+    _move(unit, at(2024, 3, 20))
+    assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [
+        (at(2024, 2, 1), at(2024, 2, 10)), (at(2024, 2, 10), at(2024, 3, 10))]

@@ -248,3 +248,26 @@ async def test_a_plan_change_into_a_phased_plan_starts_its_first_phase(unit, ten
     # 10 days of each fee: R(31 x 10/31) = 10.00, R(10 x 20/31) - R(10 x 10/31) = 6.45 - 3.23 = 3.22, 11.00 after.
     assert [c[:2] for c in await _charges(unit, p, sub.id, JANUARY) if c[0].endswith("fee")] == [
         ("Platform fee", Decimal("10.00")), ("Intro fee", Decimal("3.22")), ("Platform fee", Decimal("11.00"))]
+
+
+async def test_a_trigger_on_a_plan_change_date_wins_whatever_order_the_rows_come_in(unit, tenant):
+    # A trigger at the very date of a scheduled plan change leaves two rows on that date; the later one
+    # (the trigger) says which phase runs, however a reader happens to return them (the period close's
+    # read has no ORDER BY).
+    p = tenant.principal
+    plain = await make_plan(unit, p, fee="31.00")
+    phased = await _phased_plan(unit, p, TEN_DAYS_THEN_EVERGREEN)
+    sub = await make_subscription(unit, p, plain, at(2031, 1, 1))
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub.id, fields={
+        "plan_id": phased.id, "change_option": "requested_date", "change_date": "2031-01-11T00:00:00Z"})
+    unit.clock = FixedClock(at(2031, 1, 2))
+    await phases.trigger_phase(unit, principal=p, subscription_id=sub.id,
+                               fields={"effective_date": "2031-01-11T00:00:00Z"})
+    sub = await subs.get_subscription(unit, principal=p, subscription_id=sub.id)
+    rows = await schedule.plan_changes_of(unit, p, sub.id)
+    assert [(r.effective_date, r.plan_phase_order) for r in rows] == [(at(2031, 1, 11), None), (at(2031, 1, 11), 2)]
+    expected = [(None, at(2031, 1, 1), at(2031, 1, 11)), (2, at(2031, 1, 11), None)]
+    for order in (rows, rows[::-1]):
+        assert [(ph.phase_order, ph.start, ph.end) for ph in schedule.phases_of(sub, order, {
+            phased.id: [PhaseDefinition(1, 10, "daily"), PhaseDefinition(2, None, None)]})] == expected
+    assert await _phases(unit, p, sub.id) == expected

@@ -62,7 +62,7 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")
         align = entry.get("align_billing_with_phase_start_date")
-        if align not in (None, True, False):
+        if align is not None and not isinstance(align, bool):  # not `in (None, True, False)`: 1 == True
             raise ValidationFailed(f"{name}.align_billing_with_phase_start_date", "must be true, false or null")
         duration, unit = entry.get("duration"), entry.get("duration_unit")
         if duration is not None:

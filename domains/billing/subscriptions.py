@@ -84,9 +84,23 @@ def parse_instant(field: str, value: Any) -> datetime:
     if value.tzinfo is None:
         raise ValidationFailed(field, "needs a timezone (Z or an offset)")
     try:
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC (9999-12-31...-01:00 after 9999)
-        raise ValidationFailed(field, "is out of range (years 1 to 9999 in UTC)") from None
+        value = EARLIEST - timedelta(days=1)
+    return within_range(field, value)
+
+
+# Billing periods, phases (up to 50 of ten years), anchors and trials are computed from a subscription's
+# dates: bounded so that arithmetic stays inside Python's years 1 to 9999 (a 500 past them).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def within_range(field: str, instant: datetime) -> datetime:
+    if not EARLIEST <= instant < LATEST:
+        raise ValidationFailed(field, f"must be from {EARLIEST.date().isoformat()} and before "
+                                      f"{LATEST.date().isoformat()}")
+    return instant
 
 
 def net_terms_of(value: Any) -> int:

@@ -28,7 +28,8 @@ DURATION_UNITS = ("daily", "monthly", "quarterly", "semi_annual", "annual")
 _UNIT_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 _FIELDS = frozenset({"order", "duration", "duration_unit", "align_billing_with_phase_start_date"})
 MAX_PHASES = 50
-MAX_DURATION = 3650
+MAX_DURATION = 3650  # days: ten years
+MAX_DURATION_MONTHS = 120
 
 
 class PhaseDefinition(NamedTuple):
@@ -71,6 +72,10 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
                                                             "(null: evergreen)")
             if unit not in DURATION_UNITS:
                 raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
+            # At most ten years whatever the unit (3650 annual phases ran past year 9999: a 500 on subscribe).
+            if unit != "daily" and duration * _UNIT_MONTHS[unit] > MAX_DURATION_MONTHS:
+                raise ValidationFailed(f"{name}.duration", f"must be at most {MAX_DURATION_MONTHS} months (ten "
+                                                            f"years) in {unit} units")
         elif unit is not None and unit not in DURATION_UNITS:
             raise ValidationFailed(f"{name}.duration_unit", f"must be one of {', '.join(DURATION_UNITS)}")
         phase: dict[str, Any] = {"order": order, "duration": duration, "duration_unit": unit}

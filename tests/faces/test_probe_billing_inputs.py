@@ -620,5 +620,136 @@ async def test_far_dates_are_an_answer_or_a_refusal(world, op, body):
         # Read back: the subscription (its periods, phases and costs) still answers.
         status, read = await _call(world.client, world.key, "GET", f"/v1/subscriptions/{target}")
         assert status == 200, read
-        status, read = await _call(world.client, world.key, "GET", f"/v1/subscriptions/{target}/costs")
+        status, read = await _call(world.client, world.key, "GET", f"/v1/subscriptions/{target}/costs",
+                                   params={"timeframe_start": "2024-01-01T00:00:00Z",
+                                           "timeframe_end": "2024-03-01T00:00:00Z"})
+        assert status == 200, read
+
+
+# --- Bodies of the wrong shape, raw JSON oddities, and a good field beside a bad one. ----------------
+
+@pytest.mark.parametrize("op", ["create", "update", "change", "trigger", "plan"])
+@pytest.mark.parametrize("body", [[], "x", 1, None, [{"net_terms": 1}]], ids=repr)
+async def test_a_body_that_is_not_an_object(world, op, body):
+    target = None if op in ("create", "plan") else world.phased_sub["id"]
+    before = await world.snapshot()
+    status, orb = await _orb(world, op, target, body)
+    if body is None and op in ("trigger", "update"):  # no body: a trigger with its defaults, an empty update
+        assert status == 200, orb
+        return
+    assert 400 <= status < 500 and orb["type"] in ORB_TYPES.values(), orb
+    response = await world.client.post("/", headers={"X-Api-Key": world.key}, json={
+        "jsonrpc": "2.0", "id": 1, "method": OPERATIONS[op][2], "params": body})
+    rpc = await response.json()
+    assert rpc.get("error", {}).get("code") in (-32602, -32600, -32004), rpc
+    assert await world.snapshot() == before
+
+
+@pytest.mark.parametrize("raw", ['{"net_terms": 1e400}', '{"net_terms": -0.0}', '{"net_terms": 1.0}',
+                                 '{"net_terms": NaN}', '{"net_terms": Infinity}', '{"net_terms": 99999999999999999999999}',
+                                 '{"metadata": ' + "[" * 2000 + "]" * 2000 + "}",
+                                 '{"default_invoice_memo": "\\ud800"}', '{"net_terms": 5, "net_terms": "x"}'])
+async def test_raw_json_oddities_on_update(world, raw):
+    before = await world.snapshot()
+    headers = {"Authorization": f"Bearer {world.key}", "Content-Type": "application/json"}
+    response = await world.client.put(f"/v1/subscriptions/{world.sub['id']}", data=raw, headers=headers)
+    body = await response.json()
+    if response.status == 200:  # 1.0 and -0.0 are whole numbers; taken as they are
+        assert raw in ('{"net_terms": -0.0}', '{"net_terms": 1.0}'), body
+        return
+    assert response.status == 400 and body["type"] == ORB_TYPES["validation"], body
+    assert await world.snapshot() == before
+    rpc_raw = ('{"jsonrpc": "2.0", "id": 1, "method": "subscriptions.update", "params": {"id": "'
+               + world.sub["id"] + '", ' + raw[1:] + "}")
+    response = await world.client.post("/", data=rpc_raw, headers={"X-Api-Key": world.key,
+                                                                  "Content-Type": "application/json"})
+    rpc = await response.json()
+    assert rpc["error"]["code"] in (-32700, -32602), rpc
+    assert await world.snapshot() == before
+
+
+async def test_deeply_nested_plan_phases_in_a_graphql_document(world):
+    nested = "[" * 3000 + "]" * 3000
+    query = 'mutation { createPlan(input: {name: "Deep", currency: "USD", planPhases: ' + nested + "}) { id } }"
+    response = await world.client.post("/graphql", headers={"Authorization": f"Bearer {world.key}"},
+                                       json={"query": query})
+    body = await response.json()
+    assert response.status in (200, 400) and body["errors"][0]["extensions"]["code"] != "INTERNAL_SERVER_ERROR", body
+
+
+@pytest.mark.parametrize(("op", "body", "field"), [
+    ("update", {"net_terms": 5, "default_invoice_memo": 1}, "default_invoice_memo"),
+    ("update", {"metadata": {"a": "b"}, "auto_collection": "x"}, "auto_collection"),
+    ("update", {"default_invoice_memo": "ok", "net_terms": 400}, "net_terms"),
+    ("change", {"change_option": "immediate", "plan_id": "phased", "net_terms": 5, "trial_duration_days": -1},
+     "trial_duration_days"),
+    ("change", {"change_option": "immediate", "plan_id": "phased", "default_invoice_memo": "m",
+                "billing_cycle_alignment": "weekly"}, "billing_cycle_alignment"),
+])
+async def test_a_good_field_beside_a_bad_one_writes_nothing(world, op, body, field):
+    body = {**body, **({"plan_id": world.phased["id"]} if "plan_id" in body else {})}
+    await refused_everywhere(world, op, world.sub["id"], body, "validation", field)
+
+
+async def test_a_plan_with_a_bad_second_price_writes_nothing(world):
+    prices = [_fee(world.item["id"], "A", 1), {"price": {**_fee(world.item["id"], "B"), "cadence": "hourly"},
+                                               "plan_phase_order": 2}]
+    body = {"name": "Half", "currency": "USD", "plan_phases": PHASES, "prices": prices}
+    await refused_everywhere(world, "plan", None, body, "validation", "prices[1]")
+
+
+async def test_trigger_after_a_scheduled_cancellation(world):
+    sub = await world.subscribe(world.phased["id"])
+    status, _ = await _call(world.client, world.key, "POST", f"/v1/subscriptions/{sub['id']}/cancel",
+                            {"cancel_option": "requested_date", "cancellation_date": "2030-01-01T00:00:00Z"})
+    assert status == 200
+    await refused_everywhere(world, "trigger", sub["id"], {"effective_date": "2031-01-01"}, "validation",
+                             "effective_date")
+
+
+@pytest.mark.parametrize("target", ["unknown", "foreign"])
+async def test_usage_of_an_unknown_subscription(world, target):
+    sub_id = world.foreign_sub["id"] if target == "foreign" else "unknown"
+    params = {**WINDOW, "billable_metric_id": world.metric["id"], "group_by": "region"}
+    (orb_status, orb), (_, rpc), (_, graph) = await _usage_everywhere(world, params, sub_id=sub_id)
+    assert orb_status == 404 and orb["type"] == ORB_TYPES["not_found"], orb
+    assert rpc["error"]["code"] == -32004, rpc
+    assert graph["errors"][0]["extensions"]["code"] == "NOT_FOUND", graph
+
+
+@pytest.mark.parametrize("subscription", ["plain", "upcoming", "ended", "phased", "ending"])
+@pytest.mark.parametrize("body", [
+    {"change_option": "end_of_subscription_term", "plan_id": "phased"},
+    {"change_option": "end_of_subscription_term", "plan_id": "phased", "change_date": "2030-01-01T00:00:00Z"},
+    {"change_option": "immediate", "plan_id": "same"},
+    {"change_option": "immediate", "plan_id": "phased", "billing_cycle_alignment": "start_of_month",
+     "trial_duration_days": 3650},
+    {"change_option": "requested_date", "plan_id": "phased", "change_date": "2024-01-01T00:00:00Z",
+     "align_billing_with_plan_change_date": True},
+    {"change_option": "requested_date", "plan_id": "phased", "change_date": "2039-12-31T23:59:59Z"},
+], ids=lambda b: "-".join(str(v)[:12] for v in b.values()))
+async def test_plan_change_combinations_are_an_answer_or_a_refusal(world, subscription, body):
+    """Well-formed plan changes on subscriptions in every state: each taken or refused in the face's shape."""
+    if subscription == "upcoming":
+        target = (await world.subscribe(world.plain["id"], start_date="2040-01-01T00:00:00Z"))["id"]
+    elif subscription == "ended":
+        target = (await world.subscribe(world.plain["id"], end_date="2024-03-01T00:00:00Z"))["id"]
+    elif subscription == "ending":
+        target = (await world.subscribe(world.plain["id"], end_date="2050-01-01T00:00:00Z"))["id"]
+    else:
+        target = world.sub["id"] if subscription == "plain" else world.phased_sub["id"]
+    same = world.plain["id"] if subscription != "phased" else world.phased["id"]
+    body = {**body, "plan_id": same if body["plan_id"] == "same" else world.phased["id"]}
+    for face in (_orb, _rpc, _graphql):
+        before = await world.snapshot()
+        status, answer = await face(world, "change", target, body)
+        assert status < 500 and "INTERNAL" not in str(answer) and "-32603" not in str(answer), answer
+        refused = status >= 400 or "error" in answer or answer.get("errors")
+        if refused:
+            assert await world.snapshot() == before
+        if face is _orb and refused:
+            assert answer["type"] in ORB_TYPES.values(), answer
+        status, read = await _call(world.client, world.key, "GET", f"/v1/subscriptions/{target}/costs",
+                                   params={"timeframe_start": "2024-01-01T00:00:00Z",
+                                           "timeframe_end": "2024-03-01T00:00:00Z"})
         assert status == 200, read

@@ -77,6 +77,9 @@ def checked_properties(value: Any) -> dict[str, Any]:
         if item.__class__ not in _SCALARS and (isinstance(item, (dict, list))
                                                or not isinstance(item, (str, bool, int, float, Decimal))):
             raise EventRefused(f"property {key!r} must be a number, boolean or string (not an object or list)")
+        if item.__class__ is int and not -(2**63) <= item < 2**64:
+            # JSON bodies never carry one (orjson reads it as a float), a GraphQL literal does: not storable.
+            raise EventRefused(f"property {key!r} is a whole number beyond 64 bits")
     return dict(value)
 
 

@@ -753,3 +753,80 @@ async def test_plan_change_combinations_are_an_answer_or_a_refusal(world, subscr
                                    params={"timeframe_start": "2024-01-01T00:00:00Z",
                                            "timeframe_end": "2024-03-01T00:00:00Z"})
         assert status == 200, read
+
+
+# --- Grouped usage over events whose group values are of every JSON type. ----------------------------
+
+ODD_VALUES = ["eu", "", "\u00fc\u2603", 1, 1.5, True, False, None, 2**63, 2**64 - 1, -1, "x" * 1000,
+              "a'b\"c\\d"]
+GROUP_NAMES = sorted(["eu", "", "\u00fc\u2603", "1", "1.5", "true", "false", "9223372036854775808",
+                      "18446744073709551615", "-1", "x" * 1000, "a'b\"c\\d"])
+
+
+async def _ingest_at(world, when, properties, key):
+    from domains.clock import FixedClock
+    from domains.metering import events
+    from domains.unit_of_work import UnitOfWork
+    from persistence.db import session_factory
+
+    unit = UnitOfWork(session_factory(world.database.engine), clock=FixedClock(when))
+    try:
+        result = await events.ingest_events(unit, principal=world.principal, events=[{
+            "event_name": "llm", "timestamp": when.isoformat(), "idempotency_key": key,
+            "customer_id": world.customer["id"], "properties": properties}])
+        assert result.ingested == [key], result
+    finally:
+        await unit.close()
+
+
+@pytest.mark.parametrize("granularity", [None, "day"])
+@pytest.mark.parametrize("view_mode", ["periodic", "cumulative"])
+@pytest.mark.parametrize("metric", ["sum", "avg"])
+async def test_grouped_usage_over_values_of_every_type(world, granularity, view_mode, metric):
+    from datetime import UTC, datetime, timedelta
+
+    for index, value in enumerate(ODD_VALUES):
+        when = datetime(2024, 1, 2, tzinfo=UTC) + timedelta(hours=index * 5)
+        await _ingest_at(world, when, {"tokens": index + 1, "region": value, "a-b_c": value}, f"odd-{index}")
+    params = {**WINDOW, "billable_metric_id": {"sum": world.metric["id"], "avg": world.avg_metric["id"]}[metric],
+              "view_mode": view_mode, "group_by": "region"}
+    if granularity:
+        params["granularity"] = granularity
+    (orb_status, orb), (_, rpc), (_, graph) = await _usage_everywhere(world, params)
+    assert orb_status == 200, orb
+    groups = {entry["metric_group"]["property_value"] for entry in orb["data"]}
+    # Each value is its own group, named by its text; null's group is the graph's and JSON-RPC's only.
+    assert len(orb["data"]) == len(groups) and sorted(groups) == GROUP_NAMES, groups
+    assert [e for e in rpc["result"] if e["metric_group"]["property_value"] is not None] == orb["data"], rpc
+    assert len(graph["data"]["subscriptionUsage"]) == len(rpc["result"]), graph
+    (status, by_other_key), _, _ = await _usage_everywhere(world, {**params, "group_by": "a-b_c"})
+    assert status == 200 and by_other_key["data"] == [
+        {**e, "metric_group": {**e["metric_group"], "property_key": "a-b_c"}} for e in orb["data"]], by_other_key
+
+
+@pytest.mark.parametrize("number", ["100000000000000000000000000000", "-9223372036854775809", "18446744073709551616"])
+async def test_a_graphql_literal_beyond_64_bits_in_an_event_is_refused(world, number):
+    """JSON bodies carry no such integer (read as a float); a GraphQL literal did, and failed as a 500."""
+    from datetime import UTC, datetime
+
+    query = ('mutation { ingestEvents(input: {events: [{event_name: "x", timestamp: "' + datetime.now(UTC).isoformat()
+             + '", idempotency_key: "big", customer_id: "' + world.customer["id"] + '", properties: {n: ' + number
+             + "}}]}) { validationFailed { idempotencyKey validationErrors } } }")
+    response = await world.client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {world.key}"})
+    body = await response.json()
+    assert body["data"]["ingestEvents"]["validationFailed"] == [
+        {"idempotencyKey": "big", "validationErrors": ["property 'n' is a whole number beyond 64 bits"]}], body
+
+
+@pytest.mark.xfail(strict=True, reason="left: a float's group is named by each engine's own text of it: SQLite "
+                                       "-0.0, 1e+300, 1e-7; PostgreSQL (jsonb numeric) 0.0, 1000...0, 0.0000001")
+async def test_float_group_names_are_the_same_on_both_databases(world, backend):
+    from datetime import UTC, datetime, timedelta
+
+    for index, value in enumerate([-0.0, 1e300, 1e-7]):
+        await _ingest_at(world, datetime(2024, 1, 2, tzinfo=UTC) + timedelta(hours=index),
+                         {"tokens": 1, "region": value}, f"float-{index}")
+    params = {**WINDOW, "billable_metric_id": world.metric["id"], "group_by": "region"}
+    (status, orb), _, _ = await _usage_everywhere(world, params)
+    assert status == 200 and sorted(e["metric_group"]["property_value"] for e in orb["data"]) == [
+        "-0.0", "1e+300", "1e-07"], orb  # Python's text of the floats, as JSON wrote them

@@ -62,6 +62,8 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         order = entry.get("order")
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")
+        if not 1 <= order <= len(value):  # named here, not as a gap found at another phase after sorting
+            raise ValidationFailed(f"{name}.order", f"must be from 1 to {len(value)} (the number of phases)")
         align = entry.get("align_billing_with_phase_start_date")
         if align is not None and not isinstance(align, bool):  # not `in (None, True, False)`: 1 == True
             raise ValidationFailed(f"{name}.align_billing_with_phase_start_date", "must be true, false or null")

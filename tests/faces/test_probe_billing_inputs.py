@@ -830,3 +830,26 @@ async def test_float_group_names_are_the_same_on_both_databases(world, backend):
     (status, orb), _, _ = await _usage_everywhere(world, params)
     assert status == 200 and sorted(e["metric_group"]["property_value"] for e in orb["data"]) == [
         "-0.0", "1e+300", "1e-07"], orb  # Python's text of the floats, as JSON wrote them
+
+
+@pytest.mark.parametrize(("literal", "field"), [
+    ("planPhases: [{order: 1, duration: 100000000000000000000000000000, duration_unit: \"monthly\"}, {order: 2}]",
+     "plan_phases[0].duration"),
+    ("planPhases: [{order: 100000000000000000000000000000}, {order: 2}]", "plan_phases[0].order"),
+    ("planPhases: [{order: 1, duration: 1.0e400, duration_unit: \"monthly\"}, {order: 2}]", "plan_phases[0].duration"),
+    ("trialConfig: {trial_period: 100000000000000000000000000000, trial_period_unit: \"days\"}", "trial_config"),
+    ("metadata: {k: 100000000000000000000000000000}", "metadata"),
+])
+async def test_graphql_literals_beyond_json_in_plan_inputs(world, literal, field):
+    """GraphQL literals carry numbers no JSON body does (integers beyond 64 bits, 1.0e400): refused by field."""
+    before = await world.snapshot()
+    query = ('mutation { createPlan(input: {name: "Lit", currency: "USD", ' + literal + ', prices: [{price: {name: "A", '
+             'itemId: "' + world.item["id"] + '", cadence: "monthly", modelType: "unit", unitConfig: {unit_amount: "1"}},'
+             ' planPhaseOrder: 1}]}) { id } }')
+    response = await world.client.post("/graphql", json={"query": query}, headers={"Authorization": f"Bearer {world.key}"})
+    body = await response.json()
+    extensions = body["errors"][0]["extensions"]
+    assert extensions["code"] in ("VALIDATION_FAILED", "GRAPHQL_VALIDATION_FAILED"), body
+    if extensions["code"] == "VALIDATION_FAILED":
+        assert _names(extensions["field"], field), body
+    assert await world.snapshot() == before

@@ -853,3 +853,44 @@ async def test_graphql_literals_beyond_json_in_plan_inputs(world, literal, field
     if extensions["code"] == "VALIDATION_FAILED":
         assert _names(extensions["field"], field), body
     assert await world.snapshot() == before
+
+
+@pytest.mark.parametrize("sub_id", ["%00", "a%00b", "x" * 3000, "%E2%98%83", "..%2F..", "%27%20OR%201%3D1"])
+@pytest.mark.parametrize(("method", "suffix", "body"), [
+    ("POST", "/trigger_phase", {}), ("PUT", "", {"net_terms": 1}), ("GET", "/usage", None),
+    ("POST", "/schedule_plan_change", {"change_option": "immediate", "plan_id": "x"}),
+])
+async def test_odd_subscription_ids_in_the_path(world, sub_id, method, suffix, body):
+    before = await world.snapshot()
+    response = await world.client.request(method, f"/v1/subscriptions/{sub_id}{suffix}", json=body,
+                                          headers={"Authorization": f"Bearer {world.key}"})
+    answer = await response.json()
+    assert response.status in (400, 404) and answer["type"] in (*ORB_TYPES.values(),
+        "https://docs.withorb.com/reference/error-responses#404-url-not-found"), answer
+    if "%00" in sub_id:  # was a 500 on PostgreSQL (404 on SQLite): refused like a NUL in the body
+        assert_orb_error(response.status, answer, "validation", "subscription_id")
+    assert await world.snapshot() == before
+
+
+@pytest.mark.parametrize("path", ["/v1/customers/a%00", "/v1/plans/%00", "/v1/subscriptions?customer_id=%00",
+                                  "/v1/subscriptions/x/usage?group_by=a%00b",
+                                  "/v1/customers/external_customer_id/%00/costs"])
+async def test_nul_in_any_path_or_query_parameter(world, path):
+    response = await world.client.get(path, headers={"Authorization": f"Bearer {world.key}"})
+    answer = await response.json()
+    assert response.status == 400 and answer["type"] == ORB_TYPES["validation"], answer
+    assert "NUL" in answer["detail"], answer
+
+
+@pytest.mark.parametrize("method", ["subscriptions.trigger_phase", "subscriptions.update", "subscriptions.usage",
+                                    "subscriptions.schedule_plan_change"])
+@pytest.mark.parametrize("sub_id", [5, [], {}, None, True, "a\u0000b", "x" * 3000])
+async def test_odd_subscription_ids_on_json_rpc(world, method, sub_id):
+    before = await world.snapshot()
+    response = await world.client.post("/", headers={"X-Api-Key": world.key}, json={
+        "jsonrpc": "2.0", "id": 1, "method": method, "params": {"id": sub_id, "change_option": "immediate"}})
+    rpc = await response.json()
+    assert rpc["error"]["code"] in (-32602, -32004, -32700), rpc
+    if rpc["error"]["code"] == -32602:
+        assert rpc["error"]["data"]["field"] in ("id", "change_option", "plan_id"), rpc
+    assert await world.snapshot() == before

@@ -894,3 +894,27 @@ async def test_odd_subscription_ids_on_json_rpc(world, method, sub_id):
     if rpc["error"]["code"] == -32602:
         assert rpc["error"]["data"]["field"] in ("id", "change_option", "plan_id"), rpc
     assert await world.snapshot() == before
+
+
+async def test_concurrent_triggers_and_plan_changes_never_fail_as_500(world):
+    """Several triggers and plan changes at once on one subscription: each taken or refused in shape; the
+    stored phase transitions stay one per phase (no two writers both moved it to phase 2)."""
+    import asyncio
+
+    sub = await world.subscribe(world.phased["id"])
+    path = f"/v1/subscriptions/{sub['id']}"
+    calls = [_call(world.client, world.key, "POST", f"{path}/trigger_phase", {"effective_date": f"2024-02-{d:02d}"})
+             for d in range(1, 6)]
+    calls += [_call(world.client, world.key, "POST", f"{path}/schedule_plan_change", {
+        "change_option": "requested_date", "change_date": "2024-03-01T00:00:00Z", "plan_id": world.phased["id"]})]
+    answers = await asyncio.gather(*calls)
+    for status, answer in answers:
+        assert status in (200, 400, 409), answer
+        if status != 200:
+            assert answer["type"] in ORB_TYPES.values(), answer
+    async with world.database.engine.connect() as conn:
+        rows = (await conn.execute(text(
+            "SELECT plan_phase_order, effective_date FROM subscription_plan_changes WHERE subscription_id = :s "
+            "AND plan_phase_order IS NOT NULL ORDER BY effective_date"), {"s": sub["id"]})).all()
+    # Whatever order they ran in: one transition into phase 2 before the plan change (and the plan change's own).
+    assert [r[0] for r in rows if str(r[1]) < "2024-03"] == [2], rows

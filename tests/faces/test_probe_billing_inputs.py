@@ -932,3 +932,33 @@ async def test_concurrent_triggers_and_plan_changes_never_fail_as_500(world):
             "AND plan_phase_order IS NOT NULL ORDER BY effective_date"), {"s": sub["id"]})).all()
     # Whatever order they ran in: one transition into phase 2 before the plan change (and the plan change's own).
     assert [r[0] for r in rows if str(r[1]) < "2024-03"] == [2], rows
+
+
+async def test_trigger_around_a_plan_change_out_of_the_phased_plan(world):
+    """On the phased plan until a (past) change to a plain plan on Mar 1, 2024: a trigger after the change
+    has no phases to move (a constraint); one before it would rewrite the history before the plan in effect
+    now (refused naming effective_date). Neither writes anything."""
+    sub = await world.subscribe(world.phased["id"])
+    path = f"/v1/subscriptions/{sub['id']}"
+    status, changed = await _call(world.client, world.key, "POST", f"{path}/schedule_plan_change", {
+        "change_option": "requested_date", "change_date": "2024-03-01T00:00:00Z", "plan_id": world.plain["id"]})
+    assert status == 200, changed
+    await refused_everywhere(world, "trigger", sub["id"], {"effective_date": "2024-04-01"}, "constraint", None)
+    await refused_everywhere(world, "trigger", sub["id"], {}, "constraint", None)
+    await refused_everywhere(world, "trigger", sub["id"], {"effective_date": "2024-02-01"}, "validation",
+                             "effective_date")
+
+
+async def test_a_graphql_document_with_a_good_and_a_bad_mutation_writes_nothing(world):
+    """One mutation document is one transaction: a refused second field undoes the first."""
+    sub = await world.subscribe(world.phased["id"])
+    before = await world.snapshot()
+    query = """mutation($id: ID!) {
+      a: triggerPhase(id: $id, input: {effectiveDate: "2024-02-01"}) { id activePlanPhaseOrder }
+      b: updateSubscription(id: $id, input: {netTerms: 400}) { id }
+    }"""
+    response = await world.client.post("/graphql", headers={"Authorization": f"Bearer {world.key}"},
+                                       json={"query": query, "variables": {"id": sub["id"]}})
+    body = await response.json()
+    assert any(e["extensions"] == {"code": "VALIDATION_FAILED", "field": "net_terms"} for e in body["errors"]), body
+    assert await world.snapshot() == before

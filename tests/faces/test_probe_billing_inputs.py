@@ -553,6 +553,10 @@ WINDOW = {"timeframe_start": "2024-01-01T00:00:00Z", "timeframe_end": "2024-01-0
      "timeframe_end"),
     ({"billable_metric_id": "sum", "timeframe_start": "0001-01-01T00:00:00Z", "timeframe_end": "9999-12-31T00:00:00Z",
       "granularity": "day"}, None),
+    ({"billable_metric_id": "sum", "timeframe_start": "0001-01-01T00:00:00+01:00"}, "timeframe_start"),
+    ({"billable_metric_id": "sum", "timeframe_end": "9999-12-31T23:59:59-01:00"}, "timeframe_end"),
+    ({"billable_metric_id": "sum", "group_by": "region", "view_mode": "cumulative", "granularity": "day",
+      "timeframe_start": "0001-01-01T00:00:00Z", "timeframe_end": "9999-12-31T23:59:59Z"}, None),
 ])
 async def test_usage_refuses_bad_parameters(world, params, field):
     metric = {"sum": world.metric["id"], "unknown": "unknown", "foreign": world.foreign_metric["id"]}
@@ -962,3 +966,17 @@ async def test_a_graphql_document_with_a_good_and_a_bad_mutation_writes_nothing(
     body = await response.json()
     assert any(e["extensions"] == {"code": "VALIDATION_FAILED", "field": "net_terms"} for e in body["errors"]), body
     assert await world.snapshot() == before
+
+
+@pytest.mark.parametrize("window", [
+    {"timeframe_start": "0001-01-01T00:00:00+01:00"}, {"timeframe_end": "9999-12-31T23:59:59-01:00"},
+    {"timeframe_start": "0001-01-01T00:00:00Z", "timeframe_end": "9999-12-31T23:59:59Z"},
+    {"timeframe_start": "2024-01-01T00:00:00Z", "timeframe_end": "9999-12-31T23:59:59Z", "view_mode": "cumulative"},
+])
+async def test_costs_over_far_windows(world, window):
+    for target in (world.sub["id"], world.phased_sub["id"]):
+        status, body = await _call(world.client, world.key, "GET", f"/v1/subscriptions/{target}/costs", params=window)
+        assert status in (200, 400), body
+        if status == 400:
+            assert body["type"] == ORB_TYPES["validation"] and body["validation_errors"][0]["field"] in (
+                "timeframe_start", "timeframe_end"), body

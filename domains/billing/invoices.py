@@ -282,7 +282,7 @@ async def create_invoice(uow: UnitOfWork, *, principal: Principal, fields: Mappi
     invoice_date = _instant("invoice_date", fields["invoice_date"])
     net_terms = _net_terms(fields.get("net_terms"))
     memo = text("memo", fields.get("memo"), max_length=10_000)
-    metadata = merge_metadata("metadata", fields.get("metadata") or {})
+    metadata = merge_metadata("metadata", fields.get("metadata"))
     auto_issue = fields.get("will_auto_issue", False)
     if not isinstance(auto_issue, bool):
         raise ValidationFailed("will_auto_issue", "must be true or false")

@@ -39,7 +39,8 @@ async def trigger_phase(
     open period's draft and what follows).
     """
     refuse_unknown(fields, _TRIGGER_FIELDS, "a trigger_phase field")
-    if fields.get("allow_invoice_credit_or_void") not in (None, True, False):
+    allow = fields.get("allow_invoice_credit_or_void")
+    if allow is not None and not isinstance(allow, bool):  # not `in (None, True, False)`: 1 == True, 0 == False
         raise ValidationFailed("allow_invoice_credit_or_void", "must be true, false or null")
     given = fields.get("effective_date")
     requested = schedule.parse_effective_date(given) if given is not None else None

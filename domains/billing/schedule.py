@@ -641,9 +641,10 @@ def parse_effective_date(value: Any) -> datetime:
     """A date (midnight UTC, as Orb takes a date) or an ISO 8601 date-time with a timezone."""
     if isinstance(value, str) and len(value) == 10:
         try:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+            day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
         except ValueError:
             raise ValidationFailed("effective_date", f"{value!r} is not an ISO 8601 date") from None
+        return subscriptions.within_range("effective_date", day)
     return subscriptions.parse_instant("effective_date", value)
 
 

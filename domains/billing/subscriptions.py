@@ -83,7 +83,24 @@ def parse_instant(field: str, value: Any) -> datetime:
         raise ValidationFailed(field, "must be an ISO 8601 date-time")
     if value.tzinfo is None:
         raise ValidationFailed(field, "needs a timezone (Z or an offset)")
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC (9999-12-31...-01:00 after 9999)
+        value = EARLIEST - timedelta(days=1)
+    return within_range(field, value)
+
+
+# Billing periods, phases (up to 50 of ten years), anchors and trials are computed from a subscription's
+# dates: bounded so that arithmetic stays inside Python's years 1 to 9999 (a 500 past them).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def within_range(field: str, instant: datetime) -> datetime:
+    if not EARLIEST <= instant < LATEST:
+        raise ValidationFailed(field, f"must be from {EARLIEST.date().isoformat()} and before "
+                                      f"{LATEST.date().isoformat()}")
+    return instant
 
 
 def refuse_outside_life(subscription: Subscription, field: str, at: datetime) -> None:
@@ -224,7 +241,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     anchor = _billing_anchor(fields, start)
     memo = memo_of(fields.get("default_invoice_memo"))
     trial_days = None if fields.get("trial_duration_days") is None else trial_days_of(fields["trial_duration_days"])
-    metadata = merge_metadata("metadata", fields.get("metadata") or {})
+    metadata = merge_metadata("metadata", fields.get("metadata"))
     customer = await _customer_of(uow, principal, fields)
     plan = await active_plan_of(uow, principal, fields)
     plan_field = "plan_id" if fields.get("plan_id") is not None else "external_plan_id"
@@ -412,7 +429,7 @@ async def update_subscription(
         if "metadata" in fields:
             given = fields["metadata"]
             current = subscription.subscription_metadata if given is not None else None
-            subscription.subscription_metadata = merge_metadata("metadata", given or {}, current)
+            subscription.subscription_metadata = merge_metadata("metadata", given, current)
         for name, value in changes.items():
             setattr(subscription, name, value)
         if changes or "metadata" in fields:

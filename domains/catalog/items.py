@@ -63,7 +63,7 @@ async def create_item(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
     refuse_unknown(fields, _FIELDS, "an item field")
     item = Item(
         id=new_id(), org_id=principal.org_id, name=text("name", fields.get("name"), required=True),  # type: ignore[arg-type]
-        item_metadata=merge_metadata("metadata", fields.get("metadata") or {}),
+        item_metadata=merge_metadata("metadata", fields.get("metadata")),
         external_connections=_external_connections(fields.get("external_connections")),
         created_at=uow.clock.now(),
     )

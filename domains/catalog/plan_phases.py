@@ -29,7 +29,8 @@ DURATION_UNITS = ("daily", "monthly", "quarterly", "semi_annual", "annual")
 _UNIT_MONTHS = {"monthly": 1, "quarterly": 3, "semi_annual": 6, "annual": 12}
 _FIELDS = frozenset({"order", "duration", "duration_unit", "align_billing_with_phase_start_date"})
 MAX_PHASES = 50
-MAX_DURATION = 3650
+MAX_DURATION = 3650  # days: ten years
+MAX_DURATION_MONTHS = 120
 
 
 class PhaseDefinition(NamedTuple):
@@ -60,8 +61,10 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
         order = entry.get("order")
         if isinstance(order, bool) or not isinstance(order, int):
             raise ValidationFailed(f"{name}.order", "is required: a whole number (1 = the first phase)")
+        if not 1 <= order <= len(value):  # named here, not as a gap found at another phase after sorting
+            raise ValidationFailed(f"{name}.order", f"must be from 1 to {len(value)} (the number of phases)")
         align = entry.get("align_billing_with_phase_start_date")
-        if align not in (None, True, False):
+        if align is not None and not isinstance(align, bool):  # not `in (None, True, False)`: 1 == True
             raise ValidationFailed(f"{name}.align_billing_with_phase_start_date", "must be true, false or null")
         duration, unit = entry.get("duration"), entry.get("duration_unit")
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)
@@ -70,6 +73,10 @@ def parse_phases(value: Any) -> list[dict[str, Any]] | None:
                                                         "(null: evergreen)")
         if duration is not None or unit is not None:
             one_of(f"{name}.duration_unit", unit, DURATION_UNITS)
+        # At most ten years whatever the unit (3650 annual phases ran past year 9999: a 500 on subscribe).
+        if duration is not None and unit != "daily" and duration * _UNIT_MONTHS[unit] > MAX_DURATION_MONTHS:
+            raise ValidationFailed(f"{name}.duration", f"must be at most {MAX_DURATION_MONTHS} months (ten "
+                                                        f"years) in {unit} units")
         phase: dict[str, Any] = {"order": order, "duration": duration, "duration_unit": unit}
         if align:  # stored only when true: phases stored before it existed read as false
             phase["align_billing_with_phase_start_date"] = True

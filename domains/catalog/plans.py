@@ -71,7 +71,7 @@ async def create_plan(uow: UnitOfWork, *, principal: Principal, fields: Mapping[
         description=text("description", fields.get("description"), max_length=10_000),
         external_plan_id=identifier("external_plan_id", fields.get("external_plan_id")),
         status=status, currency=currency("currency", fields["currency"]), net_terms=_net_terms(fields.get("net_terms")),
-        plan_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
+        plan_metadata=merge_metadata("metadata", fields.get("metadata")), created_at=uow.clock.now(),
         trial_period_days=_trial_days(fields.get("trial_config")), plan_phases=phases,
     )
     # Each price's phase, checked before anything is written (field-named, like the prices themselves).
@@ -144,7 +144,7 @@ async def update_plan(uow: UnitOfWork, *, principal: Principal, plan_id: str, fi
             plan.description = text("description", fields["description"], max_length=10_000)
         if "metadata" in fields:
             given = fields["metadata"]
-            plan.plan_metadata = merge_metadata("metadata", given or {}, plan.plan_metadata if given is not None else None)
+            plan.plan_metadata = merge_metadata("metadata", given, plan.plan_metadata if given is not None else None)
         if "external_plan_id" in fields:
             external_id = identifier("external_plan_id", fields["external_plan_id"])
             if external_id is not None and external_id != plan.external_plan_id:

@@ -152,7 +152,7 @@ async def _build_price(
         config=config_to_json(config), cadence=cadence, currency=price_currency,  # type: ignore[arg-type]
         # A fixed price bills one unit unless told otherwise; a usage price's quantity comes from events.
         fixed_price_quantity=quantity if quantity is not None or metric_id else Decimal(1),
-        price_metadata=merge_metadata("metadata", fields.get("metadata") or {}), created_at=uow.clock.now(),
+        price_metadata=merge_metadata("metadata", fields.get("metadata")), created_at=uow.clock.now(),
     )
     # Another organisation's item or metric is as unknown as a made-up id.
     if item_id not in await items_by_ids(uow, principal=principal, ids=[item_id]):

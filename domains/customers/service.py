@@ -456,7 +456,7 @@ async def _apply(
         # Orb: keys given are merged; `metadata: null` clears the whole mapping.
         given = fields["metadata"]
         current = None if creating or given is None else customer.customer_metadata
-        cleaned["customer_metadata"] = merge_metadata("metadata", given or {}, current)
+        cleaned["customer_metadata"] = merge_metadata("metadata", given, current)
     if fields.get("custom_fields") is not None:
         cleaned["custom_fields"] = await _strict_custom_fields(uow, principal, customer, fields["custom_fields"])
     if not creating and "currency" in cleaned and customer.currency and cleaned["currency"] != customer.currency:

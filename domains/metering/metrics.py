@@ -49,7 +49,7 @@ async def create_metric(uow: UnitOfWork, *, principal: Principal, fields: Mappin
         raise ValidationFailed("item_id", "is required")
     metric = BillableMetric(
         id=new_id(), org_id=principal.org_id, item_id=item_id, name=name, description=description,  # type: ignore[arg-type]
-        sql=sql.strip(), metric_metadata=merge_metadata("metadata", fields.get("metadata") or {}),  # type: ignore[union-attr]
+        sql=sql.strip(), metric_metadata=merge_metadata("metadata", fields.get("metadata")),  # type: ignore[union-attr]
         created_at=uow.clock.now(),
     )
     async with uow.transaction():

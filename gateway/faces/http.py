@@ -58,6 +58,15 @@ async def read_json(request: web.Request) -> Any:
         raise ValidationFailed("body", f"is not valid JSON ({exc})") from None
 
 
+def refuse_nul(*parameters: Any) -> None:
+    """Path and query parameters as read_json's body: an id with NUL (%00) is no id, and PostgreSQL cannot
+    even be asked about one (a 500 where SQLite answered 404)."""
+    for pairs in parameters:
+        for name, value in pairs:
+            if "\x00" in value:
+                raise ValidationFailed(name, "must not contain NUL characters (%00)")
+
+
 def new_uow(request: web.Request) -> UnitOfWork:
     return UnitOfWork(request.app[SESSIONS], request.app[CLOCK])
 
@@ -81,6 +90,7 @@ def handler_for(
         try:
             principal = await principal_for(request, uow)
             body = await read_json(request) if request.body_exists else MISSING
+            refuse_nul(request.match_info.items(), request.query.items())
             inputs = Inputs(path=request.match_info, query=request.query, body=body)
             context = Context(principal=principal, uow=uow, request_id=request_id, max_page_size=max_page_size)
             if around is not None:

@@ -90,6 +90,13 @@ async def _compiled_answer(request: web.Request, context: Context) -> web.Respon
     return json_response({"data": {document.key: data}})
 
 
+async def _carries_nul(request: web.Request) -> bool:
+    """A NUL in the JSON body (escaped, in a variable or a literal of the document) or in GET's parameters."""
+    if any("\x00" in value for value in request.query.values()):
+        return True
+    return request.method == "POST" and b"\\u0000" in await request.read()
+
+
 def graphql_handler() -> Any:
     view = AccrualGraphQLView(schema=schema, graphql_ide="graphiql")
 
@@ -103,6 +110,10 @@ def graphql_handler() -> Any:
             except Unauthenticated as exc:
                 return json_response({"data": None, "errors": [
                     {"message": exc.message, "extensions": {"code": exc.code}}]}, 401)
+            if await _carries_nul(request):  # as every face's read_json: PostgreSQL text cannot hold NUL
+                return json_response({"data": None, "errors": [{
+                    "message": "body: must not contain NUL characters (\\u0000)",
+                    "extensions": {"code": "VALIDATION_FAILED", "field": "body"}}]}, 400)
             context = Context(principal=principal, uow=uow, request_id=request.get(REQUEST_ID, ""))
             answer = await _compiled_answer(request, context)
             if answer is not None:

@@ -159,25 +159,47 @@ def _filter(props: _Properties, node: Filter) -> ColumnElement[Any]:
     return _compare(props, node)
 
 
-def _sqlite_sum(props: _Properties, name: str) -> tuple[ColumnElement[Any], Any]:
-    """SUM on SQLite, exact, and its source: the events joined with json_each of the property, which
-    parses the JSON once per event and gives the value's JSON type and SQL value as columns (the
-    JSON functions would parse it again for every mention). Small integers are summed by SQLite's
-    SUM; the other numbers (reals, large integers, rare) by the decimal aggregate, which FILTER calls
-    only for them, on the number's text as written; the two totals are added as decimals."""
-    element = func.json_each(Event.properties, literal(props._path(name))).table_valued(
+def _sql_text(value: str) -> ColumnElement[Any]:
+    """A string written into the statement as an SQL literal (quotes doubled), not a bound parameter."""
+    return literal_column("'" + value.replace("'", "''") + "'", String())
+
+
+def _sqlite_sum(props: _Properties, definition: MetricDefinition, *, daily: bool,
+                group_key: str | None) -> Select[Any]:
+    """SUM on SQLite, exact. The events are joined with json_each of the property, which parses the
+    JSON once per event and gives the value's JSON type and SQL value as columns (the JSON functions
+    would parse it again for every mention). Small integers are summed by SQLite's SUM; the other
+    numbers (reals, large integers, rare) by the decimal aggregate, which FILTER calls only for them,
+    on the number's text as written; the two totals are added as decimals.
+
+    Every mention of a json_each column is a call into the virtual table, and the two FILTERs mention
+    them five times an event: they are read once in a subquery (LIMIT -1 OFFSET 0 keeps SQLite from
+    flattening it into the aggregate). The FILTERs' constants are written into the statement: as bound
+    parameters SQLite evaluated them for every event. Both together took the statement from 1.41x to
+    1.29x the plain `->>` sum of 300,000 events (bench.billing's draft)."""
+    name = definition.property
+    path = _sql_text(props._path(name))  # type: ignore[arg-type]
+    element = func.json_each(Event.properties, path).table_valued(
         "key", "type", "atom").alias("property_value")
-    # Each mention of a json_each column is a call into the virtual table for every event, and the
-    # two FILTERs are evaluated for every event: the common row (a small integer) is settled with two
-    # column reads per FILTER, the range first (a string or null atom fails it without the type read).
-    small = and_(element.c.atom.between(-NATIVE_SUM_LIMIT, NATIVE_SUM_LIMIT), element.c.type == "integer")
-    others = and_(not_(small), or_(element.c.type == "integer", element.c.type == "real"))
-    value = func.accrual_decimal_add(
-        func.sum(element.c.atom).filter(small),
-        func.accrual_decimal_sum(props.as_written(name)).filter(others),
-    )
+    columns = [element.c.atom.label("atom"), element.c.type.label("type"), Event.properties.label("properties")]
+    if group_key is not None:
+        columns.append(group_value("sqlite", group_key).label("group_value"))
+    if daily:
+        columns.append(utc_day("sqlite").label("day"))
     # key IS NULL: the property itself; an array or object would give a row per member instead.
-    return value, Event.__table__.join(element, element.c.key.is_(None))  # type: ignore[attr-defined]
+    source = Event.__table__.join(element, element.c.key.is_(None))  # type: ignore[attr-defined]
+    counted = (select(*columns).select_from(source).where(*_scope(props, definition))
+               .limit(literal_column("-1")).offset(literal_column("0")).subquery("counted"))
+    limit, integer, real = literal_column(str(NATIVE_SUM_LIMIT)), _sql_text("integer"), _sql_text("real")
+    small = and_(counted.c.atom.between(-limit, limit), counted.c.type == integer)
+    others = and_(not_(small), or_(counted.c.type == integer, counted.c.type == real))
+    written = counted.c.properties.op("->", return_type=String())(path)
+    value = func.accrual_decimal_add(func.sum(counted.c.atom).filter(small),
+                                     func.accrual_decimal_sum(written).filter(others))
+    statement = select(value).select_from(counted)
+    if group_key is not None:
+        statement = statement.add_columns(counted.c.group_value)
+    return statement.add_columns(counted.c.day) if daily else statement
 
 
 def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
@@ -193,13 +215,13 @@ def _metric_select(definition: MetricDefinition, dialect: str, *, daily: bool,
     aggregate = definition.aggregate
     if props.postgres and aggregate in ("sum", "max", "min", "avg"):
         return _pg_numeric_aggregate(props, definition, daily=daily, group_key=group_key)
+    if aggregate == "sum":
+        return _sqlite_sum(props, definition, daily=daily, group_key=group_key)
     source: Any = Event.__table__  # type: ignore[attr-defined]
     if aggregate == "count":
         value = func.count() if definition.property is None else func.count(props.any_value(definition.property))
     elif aggregate == "count_distinct":
         value = func.count(props.any_value(definition.property).distinct())  # type: ignore[arg-type]
-    elif aggregate == "sum":
-        value, source = _sqlite_sum(props, definition.property)  # type: ignore[arg-type]
     else:
         value = getattr(func, f"accrual_decimal_{aggregate}")(props.number(definition.property))  # type: ignore[arg-type]
     statement = select(value).select_from(source).where(*_scope(props, definition))

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import bindparam, delete, func, or_, select
 
 from domains.amounts import bounded
 from domains.billing import cycles, subscriptions
@@ -205,22 +205,34 @@ async def phase_definitions(uow: UnitOfWork, principal: Principal,
     return phase_definitions_of(found.values())
 
 
+# Built once, with bound parameters: a statement built per call is compiled again by the reader on
+# every call (its cache knows statements by identity), and these two run for each loader batch.
+_CHANGES_OF_SUBSCRIPTIONS = (
+    select(*_CHANGE_COLUMNS)
+    .where(SubscriptionPlanChange.org_id == bindparam("org_id"),
+           SubscriptionPlanChange.subscription_id.in_(bindparam("subscription_ids", expanding=True)))  # type: ignore[attr-defined]
+    .order_by(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.created_at,  # type: ignore[arg-type]
+              SubscriptionPlanChange.id)
+)
+
+
+async def _rows_by_subscription(uow: UnitOfWork, principal: Principal, statement: Any,
+                                subscription_ids: Sequence[str]) -> dict[str, list[Any]]:
+    """The rows `statement` reads for many subscriptions in one go, grouped by subscription id."""
+    if not subscription_ids:
+        return {}
+    grouped: dict[str, list[Any]] = {}
+    for row in await uow.rows(statement, {"org_id": principal.org_id,
+                                          "subscription_ids": list(set(subscription_ids))}):
+        grouped.setdefault(row.subscription_id, []).append(row)
+    return grouped
+
+
 async def plan_changes_by_subscription_ids(
     uow: UnitOfWork, *, principal: Principal, subscription_ids: Sequence[str]
 ) -> dict[str, list[SubscriptionPlanChange]]:
     """The plan change rows of many subscriptions in one statement, oldest first (the loaders' batch)."""
-    if not subscription_ids:
-        return {}
-    rows = await uow.rows(
-        select(*_CHANGE_COLUMNS)
-        .where(SubscriptionPlanChange.org_id == principal.org_id,
-               SubscriptionPlanChange.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
-        .order_by(SubscriptionPlanChange.effective_date, SubscriptionPlanChange.created_at,  # type: ignore[arg-type]
-                  SubscriptionPlanChange.id))
-    grouped: dict[str, list[SubscriptionPlanChange]] = {}
-    for row in rows:
-        grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
-    return grouped
+    return await _rows_by_subscription(uow, principal, _CHANGES_OF_SUBSCRIPTIONS, subscription_ids)
 
 
 async def plan_changes_of(uow: UnitOfWork, principal: Principal, subscription_id: str) -> list[SubscriptionPlanChange]:
@@ -579,21 +591,19 @@ def price_intervals_of(
     return intervals
 
 
+_QUANTITIES_OF_SUBSCRIPTIONS = (
+    select(*_QUANTITY_COLUMNS)
+    .where(SubscriptionPriceQuantity.org_id == bindparam("org_id"),
+           SubscriptionPriceQuantity.subscription_id.in_(bindparam("subscription_ids", expanding=True)))  # type: ignore[attr-defined]
+    .order_by(SubscriptionPriceQuantity.effective_date)  # type: ignore[arg-type]
+)
+
+
 async def quantity_changes_by_subscription_ids(
     uow: UnitOfWork, *, principal: Principal, subscription_ids: Sequence[str]
 ) -> dict[str, list[SubscriptionPriceQuantity]]:
     """The fixed fee quantity rows of many subscriptions in one statement (the loaders' batch)."""
-    if not subscription_ids:
-        return {}
-    rows = await uow.rows(
-        select(*_QUANTITY_COLUMNS)
-        .where(SubscriptionPriceQuantity.org_id == principal.org_id,
-               SubscriptionPriceQuantity.subscription_id.in_(list(set(subscription_ids))))  # type: ignore[attr-defined]
-        .order_by(SubscriptionPriceQuantity.effective_date))  # type: ignore[arg-type]
-    grouped: dict[str, list[SubscriptionPriceQuantity]] = {}
-    for row in rows:
-        grouped.setdefault(row.subscription_id, []).append(row)  # type: ignore[arg-type]
-    return grouped
+    return await _rows_by_subscription(uow, principal, _QUANTITIES_OF_SUBSCRIPTIONS, subscription_ids)
 
 
 def _base_quantity(price: Price) -> Decimal:

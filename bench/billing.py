@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.databases import BENCH_ORG, BenchDatabase, fresh_database
-from bench.ingest import SQLITE_TIME, Figure, UsageEvent, table_rows
-from bench.metrics import RAW_SQL, RawWriter, postgres_dsn, sqlite_path
+from bench.databases import BENCH_ORG, BenchDatabase, fresh_database, statements_on
+from bench.ingest import SQLITE_TIME, Figure, UsageEvent
+from bench.metrics import RAW_SQL, postgres_dsn, sqlite_path, write_events
 from bench.processes import cancel_on_signals
 from domains.billing import jobs
 from domains.billing import subscriptions as subscription_service
@@ -55,7 +55,7 @@ from domains.metering.metrics import create_metric
 from domains.tenancy import service as tenancy
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.db import create_engine, reader_for, session_factory
+from persistence.db import create_engine, session_factory
 from persistence.ids import new_id
 from persistence.migrations import runner
 from persistence.tables import Customer, Invoice, Subscription
@@ -112,25 +112,6 @@ async def organisation(uow: UnitOfWork) -> tuple[Principal, Any]:
             {"name": "Tokens", "item_id": tokens.id, "billable_metric_id": metric.id, "cadence": "monthly",
              "model_type": "tiered", "tiered_config": {"tiers": TIERS}}]})
     return principal, plan
-
-
-async def load(database: BenchDatabase, org_id: str, customers: dict[str, str],
-               batches: Iterable[list[UsageEvent]]) -> float:
-    """Write the events with the raw driver (bench.metrics' COPY / executemany); returns the seconds."""
-    writer = await RawWriter.open(database)
-    seconds = 0.0
-    try:
-        for events in batches:
-            rows = table_rows(events, org_id=org_id, customer_ids=customers, time_value=writer.time_value)
-            started = time.perf_counter()
-            await writer.write(rows)
-            seconds += time.perf_counter() - started
-        started = time.perf_counter()
-        await writer.analyze()
-        seconds += time.perf_counter() - started
-    finally:
-        await writer.close()
-    return seconds
 
 
 # --- 1. the draft of one heavy customer ------------------------------------------------------------------------
@@ -209,7 +190,7 @@ async def seed_draft(database: BenchDatabase, options: Options) -> DraftSeeded:
             expected += usage
             yield chunk
 
-    seconds = await load(database, principal.org_id, externals, batches())
+    seconds = await write_events(database, principal.org_id, externals, batches())
     return DraftSeeded(database=database, engine=engine, principal=principal, subscription_id=subscription.id,
                        customer_id=externals[target], expected=expected, load_seconds=seconds)
 
@@ -393,28 +374,9 @@ async def seed_close(database: BenchDatabase, count: int) -> CloseSeeded:
                                      external, {"tokens": tokens}))
         expected += tiered_amount(Decimal(used))
     seconds = time.perf_counter() - started
-    seconds += await load(database, principal.org_id, externals, [events])
+    seconds += await write_events(database, principal.org_id, externals, [events])
     return CloseSeeded(database=database, engine=engine, principal=principal, expected_total=expected,
                        load_seconds=seconds)
-
-
-@contextmanager
-def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Statements sent on `engine` and its reader (bench.customers' way), transaction control left out."""
-    sent: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            sent.append(statement)
-
-    targets = [engine.sync_engine, *reader_for(engine).own_engines]
-    for target in targets:
-        event.listen(target, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        for target in targets:
-            event.remove(target, "before_cursor_execute", record)
 
 
 @dataclass(frozen=True)

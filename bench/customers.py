@@ -21,8 +21,7 @@ import asyncio
 import statistics
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,22 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.databases import BENCH_ORG, ROOT, BenchDatabase, accrual_command, analyze, fresh_database, mint_key
+from bench.databases import (
+    BENCH_ORG,
+    ROOT,
+    BenchDatabase,
+    accrual_command,
+    analyze,
+    fresh_database,
+    mint_key,
+    statements_on,
+)
 from bench.load import HOST, Tally, alternately, encode_request, latencies, throughput
 from bench.processes import ServerProcess, cancel_on_signals, free_port, start_server
 from gateway.app import create_app
 from gateway.settings import Settings
 from gateway.state import ENGINE
-from persistence.db import reader_for
 
 GRAPHQL_CUSTOMER = "query Customer($id: ID!) { customer(id: $id) { id name email balance createdAt } }"
 GRAPHQL_TREE = "query Tree($first: Int!) { customers(first: $first) { nodes { id parent { id } children { id } } } }"
@@ -183,34 +188,6 @@ async def same_rows(http: aiohttp.ClientSession, accrual: ServerProcess, baselin
 
 # --- figure 4: statements per graph query -------------------------------------------------------------
 
-@dataclass
-class StatementLog:
-    graph: list[str]
-    auth: list[str]
-
-
-@contextmanager
-def statements_on(engine: AsyncEngine) -> Iterator[StatementLog]:
-    """Statements sent on `engine`; transaction control is not a statement of the graph and is left out,
-    and the API-key lookup (auth, not the graph; cached per process for a few seconds) is kept apart."""
-    log = StatementLog(graph=[], auth=[])
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            return
-        (log.auth if "api_keys" in statement else log.graph).append(statement)
-
-    # Reads outside a transaction go through the reader (its own engine on SQLite): count those too.
-    engines = [engine.sync_engine, *reader_for(engine).own_engines]
-    for target in engines:
-        event.listen(target, "before_cursor_execute", record)
-    try:
-        yield log
-    finally:
-        for target in engines:
-            event.remove(target, "before_cursor_execute", record)
-
-
 async def statement_figure(database: BenchDatabase, key: str) -> Figure:
     """Run the app in this process (nothing else is loading it now) to listen on the engine it uses."""
     app = create_app(Settings(database_url=database.url))
@@ -219,21 +196,23 @@ async def statement_figure(database: BenchDatabase, key: str) -> Figure:
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     port = runner.addresses[0][1]
-    counts: dict[int, StatementLog] = {}
+    # The API-key lookup (auth, not the graph; cached per process for a few seconds) is kept apart.
+    graph: dict[int, list[str]] = {}
+    auth = 0
     try:
         async with aiohttp.ClientSession() as http:
             for first in (10, 100):
-                with statements_on(app[ENGINE]) as log:
+                with statements_on(app[ENGINE]) as sent:
                     async with http.post(f"http://{HOST}:{port}/graphql", headers=_bearer(key),
                                          json={"query": GRAPHQL_TREE, "variables": {"first": first}}) as response:
                         payload = await response.json()
                 if payload.get("errors") or len(payload["data"]["customers"]["nodes"]) != first:
                     raise RuntimeError(f"the tree query failed: {str(payload)[:500]}")
-                counts[first] = log
+                graph[first] = [statement for statement in sent if "api_keys" not in statement]
+                auth += len(sent) - len(graph[first])
     finally:
         await runner.cleanup()
-    ten, hundred = len(counts[10].graph), len(counts[100].graph)
-    auth = len(counts[10].auth) + len(counts[100].auth)
+    ten, hundred = len(graph[10]), len(graph[100])
     return Figure(
         "graph_statements_100_vs_10", f"{hundred}/{ten}",
         f"customers(first: N) {{ nodes {{ id parent {{ id }} children {{ id }} }} }}: N=100 {hundred} statements, "

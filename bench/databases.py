@@ -7,14 +7,18 @@ import os
 import sqlite3
 import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.load import HOST
+from persistence.db import reader_for
 
 ROOT = Path(__file__).resolve().parents[1]
 # The same cluster the tests use; the benchmark database is created in it and dropped at the end.
@@ -100,3 +104,26 @@ async def fresh_database(backend: str, workdir: Path) -> AsyncIterator[BenchData
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+@contextmanager
+def statements_on(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements sent on `engine` while the block runs, transaction control left out. Reads
+    outside a transaction go through the reader (its own engine on SQLite): those are counted too."""
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            sent.append(statement)
+
+    targets = [engine.sync_engine, *reader_for(engine).own_engines]
+    for target in targets:
+        event.listen(target, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        for target in targets:
+            event.remove(target, "before_cursor_execute", record)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util.concurrency import await_
 
 from persistence import sqlite_functions
+from persistence.coalesce import Coalescer
 from persistence.read_pool import ReadPool
 from persistence.types import JSONDocument, Money, UTCDateTime, instant_from_text
 
@@ -114,6 +115,7 @@ class Reader:
         self._sync: Engine | None = None
         self._raw_sqlite: sqlite3.Connection | None = None
         self._pool: ReadPool | None = None
+        self.coalescer = Coalescer(self.all)
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(

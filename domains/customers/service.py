@@ -8,8 +8,22 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, delete, func, literal_column, select, union_all, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    String,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from domains.currencies import currency
 from domains.customers import rules
@@ -127,14 +141,41 @@ async def get_customer(uow: UnitOfWork, *, principal: Principal, customer_id: st
 
 
 @cache
-def _family_statement(*, reseller: bool) -> Any:
-    """One customer, its children and its parent in one statement (each part on its own index)."""
-    parent_id = _read_statement(key="id", reseller=reseller).with_only_columns(Customer.parent_id).scalar_subquery()
-    parent = select(*_READ_COLUMNS).where(Customer.org_id == bindparam("org_id"), Customer.id == parent_id)
-    if reseller:
-        parent = parent.where(Customer.reseller_id == bindparam("reseller_id"))
-    return union_all(_read_statement(key="id", reseller=reseller),
-                     _read_statement(key="parent_id", reseller=reseller).order_by(None), parent)
+def _families_statement(*, reseller: bool, postgres: bool) -> Any:
+    """Customers by id with their children and their parent, in one statement: each row tagged
+    `family_of`, the id it was read for, so the reads of many requests can share it.
+
+    SQLite probes its indexes once per value of an IN list. PostgreSQL, on a small table, scans it
+    for `id IN (...)` rather than probing (0.35 ms against 0.14 ms for six ids on 250 customers), so
+    there each wanted id drives a lateral read of its family, every part an index probe whatever the
+    table's size."""
+    child = aliased(Customer)
+    if postgres:
+        wanted = func.unnest(bindparam("keys", type_=ARRAY(String))).table_valued("id").render_derived(name="wanted")
+        key: Any = wanted.c.id
+    else:
+        key = bindparam("keys", expanding=True)
+
+    def scoped(statement: Select[Any], table: Any) -> Select[Any]:
+        statement = statement.where(table.org_id == bindparam("org_id"))
+        if reseller:
+            statement = statement.where(table.reseller_id == bindparam("reseller_id"))
+        return statement
+
+    def matches(column: Any) -> Any:
+        return column == key if postgres else column.in_(key)
+
+    own = scoped(select(*_READ_COLUMNS, Customer.id.label("family_of")), Customer).where(matches(Customer.id))
+    children = scoped(select(*_READ_COLUMNS, Customer.parent_id.label("family_of")), Customer).where(
+        matches(Customer.parent_id))
+    parent = scoped(scoped(
+        select(*_READ_COLUMNS, child.id.label("family_of"))
+        .join(child, (child.org_id == Customer.org_id) & (child.parent_id == Customer.id)), Customer), child
+    ).where(matches(child.id))
+    if not postgres:
+        return union_all(own, children, parent)
+    family = union_all(own, children, parent).lateral("family")
+    return select(*family.c).select_from(wanted).join(family, true())
 
 
 @dataclass(frozen=True)
@@ -146,9 +187,9 @@ class Family:
 
 async def get_customer_family(uow: UnitOfWork, *, principal: Principal, customer_id: str) -> Family:
     """The customer (or NotFound), its parent and its children: what every face shows of one customer,
-    for the price of one read."""
-    rows = await uow.rows(_family_statement(reseller=principal.reseller_id is not None),
-                          _scope(principal, key=customer_id))
+    for the price of one read, shared with the same reads of concurrent requests."""
+    statement = _families_statement(reseller=principal.reseller_id is not None, postgres=uow.is_postgres)
+    rows = await uow.rows_by_key(statement, _scope(principal), keys="keys", key=customer_id, key_column="family_of")
     customer = next((row for row in rows if row.id == customer_id), None)
     if customer is None:
         raise NotFound(f"customer {customer_id!r} was not found", field="customer_id")

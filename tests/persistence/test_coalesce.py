@@ -1,0 +1,123 @@
+"""Keyed reads of concurrent requests go as one statement per scope, each caller getting its own rows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import bindparam, select
+
+from domains.customers import service as customers
+from domains.errors import NotFound
+from domains.unit_of_work import UnitOfWork
+from persistence import coalesce
+from persistence.coalesce import Coalescer
+from persistence.db import session_factory
+from persistence.tables import Customer
+
+_BY_ID = (select(Customer.id, Customer.name, Customer.id.label("read_for"))
+          .where(Customer.org_id == bindparam("org_id"), Customer.id.in_(bindparam("keys", expanding=True))))
+
+
+async def _create(uow, tenant, name: str, parent_id: str | None = None):
+    fields = {"name": name, "email": f"{name.lower()}@example.com"}
+    if parent_id:
+        fields["hierarchy"] = {"parent_customer_id": parent_id}
+    return await customers.create_customer(uow, principal=tenant.principal, fields=fields)
+
+
+def _request_uow(database) -> UnitOfWork:
+    return UnitOfWork(session_factory(database.engine))
+
+
+async def test_concurrent_families_are_one_statement_per_tenant_and_never_mix(
+        database, uow, tenant, other_tenant, count_queries):
+    parent = await _create(uow, tenant, "Parent")
+    child = await _create(uow, tenant, "Child", parent.id)
+    lone = await _create(uow, tenant, "Lone")
+    foreign = await _create(uow, other_tenant, "Foreign")
+    asks = [(tenant, parent.id), (tenant, child.id), (tenant, lone.id), (tenant, parent.id),
+            (other_tenant, foreign.id), (other_tenant, parent.id), (tenant, foreign.id)]
+
+    async def family(who, customer_id):
+        unit = _request_uow(database)
+        try:
+            return await customers.get_customer_family(unit, principal=who.principal, customer_id=customer_id)
+        except NotFound as exc:
+            return exc
+        finally:
+            await unit.close()
+
+    with count_queries() as counter:
+        answers = await asyncio.gather(*(family(who, customer_id) for who, customer_id in asks))
+    assert counter.count == 2  # one statement per organisation
+
+    parent_family, child_family, lone_family, parent_again, foreign_family, crossed, crossed_back = answers
+    assert parent_family.customer.id == parent.id and [c.id for c in parent_family.children] == [child.id]
+    assert parent_family.parent is None and parent_again == parent_family
+    assert child_family.customer.id == child.id and child_family.parent.id == parent.id
+    assert child_family.children == []
+    assert lone_family.customer.id == lone.id and lone_family.parent is None and lone_family.children == []
+    assert foreign_family.customer.id == foreign.id and foreign_family.customer.org_id == other_tenant.org_id
+    # Another tenant's id, asked in the same batch as its owner's reads, is still not found.
+    assert isinstance(crossed, NotFound) and isinstance(crossed_back, NotFound)
+
+
+async def test_inside_a_transaction_the_read_sees_its_own_uncommitted_write(uow, tenant):
+    async with uow.transaction():
+        created = await _create(uow, tenant, "Fresh")
+        family = await customers.get_customer_family(uow, principal=tenant.principal, customer_id=created.id)
+        assert family.customer.name == "Fresh"
+
+
+async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_the_others():
+    calls: list[list[str]] = []
+
+    async def run(statement, params):
+        calls.append(params["keys"])
+        await asyncio.sleep(0)
+        if "bad" in params["keys"]:
+            raise RuntimeError("statement failed")
+        return [type("Row", (), {"read_for": key, "value": key.upper()})() for key in params["keys"]]
+
+    coalescer = Coalescer(run)
+    good = [asyncio.ensure_future(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for")) for key in "abc"]
+    await asyncio.sleep(0)  # all three have asked; the batch has not run yet
+    good[1].cancel()
+    results = await asyncio.gather(*good, return_exceptions=True)
+    assert [row.value for row in results[0]] == ["A"] and [row.value for row in results[2]] == ["C"]
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert calls == [["a", "b", "c"]]
+
+    failing = [coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for") for key in ("x", "bad")]
+    outcomes = await asyncio.gather(*failing, return_exceptions=True)
+    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+
+
+async def test_a_batch_carries_at_most_max_keys(monkeypatch):
+    monkeypatch.setattr(coalesce, "MAX_KEYS", 3)
+    calls: list[list[int]] = []
+
+    async def run(statement, params):
+        calls.append(params["keys"])
+        return [type("Row", (), {"read_for": key})() for key in params["keys"]]
+
+    coalescer = Coalescer(run)
+    results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key % 7, "read_for")
+                                     for key in range(8)))
+    assert [len(rows) for rows in results] == [1] * 8
+    assert calls == [[0, 1, 2], [3, 4, 5], [6, 0]]  # the repeated key 0 joins the open batch
+
+
+@pytest.mark.parametrize("count", [1, 40])
+async def test_the_reader_s_coalescer_answers_real_rows(database, uow, tenant, count):
+    created = [await _create(uow, tenant, f"C{index}") for index in range(count)]
+    units = [_request_uow(database) for _ in created]
+    try:
+        rows = await asyncio.gather(*(unit.rows_by_key(_BY_ID, {"org_id": tenant.org_id}, keys="keys", key=row.id,
+                                                       key_column="read_for")
+                                      for unit, row in zip(units, created, strict=True)))
+    finally:
+        for unit in units:
+            await unit.close()
+    assert [[(found.id, found.name) for found in each] for each in rows] == [[(row.id, row.name)] for row in created]

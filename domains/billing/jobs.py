@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from domains.billing import charges, invoices, schedule
+from domains.billing import charges, invoices, schedule, subscriptions
 from domains.catalog.plan_phases import PhaseDefinition
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
@@ -114,7 +114,7 @@ async def _close_subscription(uow: UnitOfWork, subscription: Subscription, caden
             if locked.first() is None:
                 return []  # another worker is closing it
         # Read again under the lock: another worker may have closed periods since the first read.
-        cursor = await schedule.last_invoiced(uow, principal, subscription.id) or subscription.start_date
+        cursor = await subscriptions.last_invoiced(uow, principal, subscription.id) or subscription.start_date
         while True:
             period = charges.subscription_billing_period(subscription, cadences, cursor, changes, defined)
             if period is None or period.end > now:

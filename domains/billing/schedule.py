@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 
 from domains.amounts import bounded
 from domains.billing import cycles, subscriptions
@@ -44,7 +44,7 @@ from domains.tenancy.service import Principal
 from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
-from persistence.tables import Invoice, Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
+from persistence.tables import Price, Subscription, SubscriptionPlanChange, SubscriptionPriceQuantity
 
 CHANGE_OPTIONS = ("requested_date", "end_of_subscription_term", "immediate")
 _CHANGE_FIELDS = frozenset({"change_option", "change_date", "plan_id", "external_plan_id", "billing_cycle_alignment",
@@ -323,7 +323,7 @@ async def refuse_rebilling_invoiced(
     there (dropping an aligned phase or a re-anchoring change). Issued invoices stay as they were billed, and
     the period close goes on from the end of the last one, which must stay a period boundary.
     ``changes``: the subscription's change rows when the caller has them (read only when needed)."""
-    invoiced = await last_invoiced(uow, principal, subscription.id)
+    invoiced = await subscriptions.last_invoiced(uow, principal, subscription.id)
     if invoiced is None or proposed.effective_date >= invoiced:
         return
     if changes is None:
@@ -342,7 +342,7 @@ async def refuse_shifting_invoiced(uow: UnitOfWork, principal: Principal, subscr
     moved into or out of invoiced billing): as ``refuse_rebilling_invoiced``."""
     if not shifted:
         return
-    invoiced = await last_invoiced(uow, principal, subscription.id)
+    invoiced = await subscriptions.last_invoiced(uow, principal, subscription.id)
     if invoiced is None or min(min(c.effective_date, c.effective_date + by) for c in shifted) >= invoiced:
         return
     changes = await plan_changes_of(uow, principal, subscription.id)
@@ -361,13 +361,6 @@ async def _invoiced_cycles_move(uow: UnitOfWork, principal: Principal, subscript
     defined = await phase_definitions(uow, principal, plan_ids_of(subscription, [*before, *after]))
     return (_cycles_through(billing_cycles(subscription, before, defined), invoiced)
             != _cycles_through(billing_cycles(subscription, after, defined), invoiced))
-
-
-async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
-    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
-    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
-        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
-    return rows[0].until if rows else None  # type: ignore[no-any-return]
 
 
 async def schedule_plan_change(
@@ -676,7 +669,8 @@ async def change_fixed_fee_quantity(
     """Bill a fixed fee of the subscription's plan for another quantity from a date (Orb's price_quantity).
 
     ``change_option``: ``immediate`` (now; the default without ``effective_date``), ``effective_date``
-    (the default with one; not before the start nor at/after the end) or ``upcoming_invoice`` (the start
+    (the default with one; not before the start, nor at/after the end, nor into billing already invoiced)
+    or ``upcoming_invoice`` (the start
     of the next billing period). The price must be a fixed price of the plan the subscription is on at
     that date. A new change replaces the pending one for the same price and supersedes changes after it.
     """
@@ -699,6 +693,8 @@ async def change_fixed_fee_quantity(
         end = subscription.end_date
         if requested is not None:
             subscriptions.refuse_outside_life(subscription, "effective_date", requested)
+            await subscriptions.refuse_before_invoiced(uow, principal, subscription, at=requested,
+                                                       field="effective_date", change="a fixed fee quantity change")
             at = requested
         elif option == "immediate":
             at = max(now, subscription.start_date)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, func, or_, select, update
 
 from domains.billing import cycles
 from domains.billing.periods import CADENCE_MONTHS, Period
@@ -29,6 +29,7 @@ from domains.unit_of_work import UnitOfWork
 from persistence.ids import new_id
 from persistence.tables import (
     Customer,
+    Invoice,
     Plan,
     Price,
     Subscription,
@@ -109,6 +110,23 @@ def refuse_outside_life(subscription: Subscription, field: str, at: datetime) ->
         raise ValidationFailed(field, f"is before the subscription's start_date ({subscription.start_date.isoformat()})")
     if subscription.end_date is not None and at >= subscription.end_date:
         raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
+
+
+async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
+    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
+    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
+        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
+    return rows[0].until if rows else None  # type: ignore[no-any-return]
+
+
+async def refuse_before_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
+                                 at: datetime, field: str, change: str) -> None:
+    """A change dated ``at`` inside billing already invoiced would change issued invoices, which are never
+    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``."""
+    invoiced = await last_invoiced(uow, principal, subscription.id)
+    if invoiced is not None and at < invoiced:
+        raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; {change} before that would "
+                                  "change issued invoices", field=field)
 
 
 def net_terms_of(value: Any) -> int:
@@ -506,7 +524,8 @@ async def cancel_subscription(
     ``end_of_subscription_term``: at the end of the current term (the billing period of the plan's
     longest recurring cadence holding now, or holding the start for an upcoming subscription).
     ``immediate``: now (an upcoming subscription then ends at its start: it never runs).
-    ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start.
+    ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start, nor
+    into billing already invoiced.
     An ended subscription cannot be cancelled; a scheduled cancellation is replaced. Plan changes at
     or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
     bring them back).
@@ -525,6 +544,8 @@ async def cancel_subscription(
             if requested < subscription.start_date:
                 raise ValidationFailed("cancellation_date", "is before the subscription's start_date "
                                        f"({subscription.start_date.isoformat()})")
+            await refuse_before_invoiced(uow, principal, subscription, at=requested, field="cancellation_date",
+                                         change="a cancellation")
             end = requested
         elif cancel_option == "immediate":
             end = max(now, subscription.start_date)

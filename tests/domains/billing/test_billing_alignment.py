@@ -300,3 +300,34 @@ async def test_a_trial_shift_may_not_move_a_re_anchoring_change_into_invoiced_bi
     _move(unit, at(2024, 3, 20))
     assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [
         (at(2024, 2, 1), at(2024, 2, 10)), (at(2024, 2, 10), at(2024, 3, 10))]
+
+
+async def test_a_cancellation_or_a_fixed_fee_quantity_change_may_not_reach_into_invoiced_billing(unit, tenant):
+    # Issued invoices are never credited or voided here: a backdated end or quantity inside January, once
+    # January is invoiced, would leave them wrong, so it is refused; from the invoiced end on it is taken.
+    p = tenant.principal
+    basic = await make_plan(unit, p, fee="31.00", name="Basic")
+    sub = await make_subscription(unit, p, basic, START)
+    sub_id = sub.id
+    fee_id = next(price.id for price in (await charges.Catalog().prices_by_plan_ids(unit, p, [basic.id]))[basic.id]
+                  if price.billable_metric_id is None)
+    _move(unit, at(2024, 2, 10))
+    assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [(START, at(2024, 2, 1))]
+    with pytest.raises(ConstraintViolation) as refused:
+        await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
+                                       cancellation_date="2024-01-20T00:00:00Z")
+    assert refused.value.field == "cancellation_date" and "invoiced up to 2024-02-01" in str(refused.value)
+    with pytest.raises(ConstraintViolation) as refused:
+        await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+            "price_id": fee_id, "quantity": 3, "change_option": "effective_date",
+            "effective_date": "2024-01-31T00:00:00Z"})
+    assert refused.value.field == "effective_date" and "invoiced up to 2024-02-01" in str(refused.value)
+    fresh = await _fresh(unit, p, sub_id)
+    assert fresh.end_date is None  # nothing written
+    assert await schedule.quantity_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub_id]) == {}
+
+    await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+        "price_id": fee_id, "quantity": 3, "change_option": "effective_date", "effective_date": "2024-02-01T00:00:00Z"})
+    ended = await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
+                                           cancellation_date="2024-02-05T00:00:00Z")
+    assert ended.end_date == at(2024, 2, 5)

@@ -43,6 +43,13 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def is_integer_overflow(error: BaseException) -> bool:
+    """Whether a statement failed because SQLite's SUM of integers left 64 bits (raised by sqlite3 on
+    the reader's own connection, wrapped by SQLAlchemy on the others)."""
+    cause = getattr(error, "orig", error)
+    return isinstance(cause, sqlite3.OperationalError) and str(cause) == "integer overflow"
+
+
 def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine:
     """An async engine tuned for the dialect of `url`."""
     if url.startswith("postgresql://"):

@@ -8,10 +8,14 @@ result goes back as canonical text, which the caller reads as a Decimal.
 from __future__ import annotations
 
 import sqlite3
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from persistence.types import canonical_decimal
+
+# Totals are added in the 100 digits canonical_decimal keeps: the default context's 28 rounded a sum
+# of 30-digit integers.
+_WIDE = Context(prec=100)
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -30,7 +34,7 @@ class _Sum:
     def step(self, value: Any) -> None:
         number = _decimal(value)
         if number is not None:
-            self.total = number if self.total is None else self.total + number
+            self.total = number if self.total is None else _WIDE.add(self.total, number)
 
     def finalize(self) -> str | None:
         return None if self.total is None else canonical_decimal(self.total)
@@ -43,7 +47,7 @@ class _Avg:
     def step(self, value: Any) -> None:
         number = _decimal(value)
         if number is not None:
-            self.total += number
+            self.total = _WIDE.add(self.total, number)
             self.count += 1
 
     def finalize(self) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -14,15 +15,17 @@ from domains.errors import ValidationFailed
 from domains.metering.metric_query import (
     distinct_first_seen_grouped_statement,
     distinct_first_seen_statement,
+    integer_total,
     metric_daily_statement,
     metric_grouped_statement,
     metric_statement,
+    sqlite_integer_sum,
 )
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.db import CUSTOM_PLAN
+from persistence.db import CUSTOM_PLAN, is_integer_overflow
 
 
 @lru_cache(maxsize=1024)
@@ -34,9 +37,41 @@ def stored_definition(sql: str) -> MetricDefinition:
 
 
 @lru_cache(maxsize=1024)
-def _statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+def _statement(definition: MetricDefinition, dialect: str, integers: bool = False) -> Select[Any]:
     # Built once per metric and dialect; the reader compiles it once, PostgreSQL plans it per call.
-    return metric_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
+    return metric_statement(definition, dialect, integers=integers).execution_options(**{CUSTOM_PLAN: True})
+
+
+# (metric, customer) pairs whose last SUM on SQLite needed the exact statement: their next one goes
+# straight to it rather than reading the window twice (a metric's values keep their kind: a cost in
+# cents stays a decimal). Least recently used out first.
+_NOT_INTEGERS: OrderedDict[tuple[MetricDefinition, str], None] = OrderedDict()
+_NOT_INTEGERS_MAX = 4096
+
+
+async def _metric_rows(uow: UnitOfWork, definition: MetricDefinition, build: Callable[[bool], Select[Any]],
+                       params: Mapping[str, Any]) -> Sequence[Any]:
+    """The rows of a metric statement, `build(integers)`. A SUM on SQLite first runs its integer-only
+    form (metric_query.sqlite_integer_sum), one JSON extraction per event; when a value in the window
+    is not an integer, or the total leaves 64 bits, that form cannot vouch for its answer and the exact
+    statement runs after it, and first the next time for that metric and customer."""
+    if sqlite_integer_sum(definition, uow.dialect):
+        key = (definition, params["customer_id"])
+        if key in _NOT_INTEGERS:
+            _NOT_INTEGERS.move_to_end(key)
+        else:
+            try:
+                rows = await uow.rows(build(True), params)
+            except Exception as error:
+                if not is_integer_overflow(error):
+                    raise
+            else:
+                if all(integer_total(row[0]) for row in rows):
+                    return rows
+            _NOT_INTEGERS[key] = None
+            if len(_NOT_INTEGERS) > _NOT_INTEGERS_MAX:
+                _NOT_INTEGERS.popitem(last=False)
+    return await uow.rows(build(False), params)
 
 
 async def quantity(
@@ -45,17 +80,18 @@ async def quantity(
 ) -> Decimal:
     """The metric over the customer's events with start <= timestamp < end; no events is 0."""
     _check_window(start, end)
-    rows = await uow.rows(_statement(definition, uow.dialect),
-                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    rows = await _metric_rows(uow, definition, lambda integers: _statement(definition, uow.dialect, integers),
+                              {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
     value = rows[0][0] if rows else None
     return Decimal(0) if value is None else Decimal(str(value))
 
 
 @lru_cache(maxsize=1024)
-def _daily_statement(definition: MetricDefinition, dialect: str, first_seen: bool) -> Select[Any]:
+def _daily_statement(definition: MetricDefinition, dialect: str, first_seen: bool,
+                     integers: bool = False) -> Select[Any]:
     if first_seen:
         return distinct_first_seen_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
-    return metric_daily_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
+    return metric_daily_statement(definition, dialect, integers=integers).execution_options(**{CUSTOM_PLAN: True})
 
 
 def _check_window(start: datetime, end: datetime) -> None:
@@ -72,8 +108,9 @@ async def daily_quantities(
     """The metric per UTC day of the customer's events in [start, end), one statement; days without
     events are left out."""
     _check_window(start, end)
-    rows = await uow.rows(_daily_statement(definition, uow.dialect, False),
-                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    rows = await _metric_rows(uow, definition,
+                              lambda integers: _daily_statement(definition, uow.dialect, False, integers),
+                              {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
     return {date.fromisoformat(day): Decimal(0) if value is None else Decimal(str(value)) for value, day in rows}
 
 
@@ -127,11 +164,12 @@ GROUP_KINDS = ("window", "daily", "first_seen")
 
 
 @lru_cache(maxsize=1024)
-def _grouped_statement(definition: MetricDefinition, dialect: str, key: str, kind: str) -> Select[Any]:
+def _grouped_statement(definition: MetricDefinition, dialect: str, key: str, kind: str,
+                       integers: bool = False) -> Select[Any]:
     if kind == "first_seen":
         statement = distinct_first_seen_grouped_statement(definition, dialect, key)
     else:
-        statement = metric_grouped_statement(definition, dialect, key, daily=kind == "daily")
+        statement = metric_grouped_statement(definition, dialect, key, daily=kind == "daily", integers=integers)
     return statement.execution_options(**{CUSTOM_PLAN: True})
 
 
@@ -145,8 +183,9 @@ async def grouped_quantities(
     if kind not in GROUP_KINDS:
         raise ValueError(kind)
     _check_window(start, end)
-    rows = await uow.rows(_grouped_statement(definition, uow.dialect, group_by, kind),
-                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    rows = await _metric_rows(
+        uow, definition, lambda integers: _grouped_statement(definition, uow.dialect, group_by, kind, integers),
+        {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
     found: Grouped = {}
     for row in rows:
         value, group = row[0], row[1]

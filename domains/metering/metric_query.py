@@ -7,7 +7,8 @@ customer_id = :customer_id AND deprecated_by IS NULL AND timestamp >= :start AND
 reads are typed: a numeric aggregate or comparison only sees JSON numbers (a property holding a
 string or missing is treated as null, as SQL treats a missing value), a string comparison only
 strings. Money and quantities stay exact: NUMERIC on PostgreSQL, decimal aggregates registered on
-SQLite connections (persistence.db) instead of SQLite's floating-point SUM.
+SQLite connections (persistence.db) instead of SQLite's floating-point SUM (a SUM first tries SQLite's
+own over integers, exact in 64 bits, and keeps its total only if every value was one).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.sql.sqltypes import NullType
 
 from domains.metering.metric_sql import (
     EVENT_NAME,
@@ -164,11 +166,51 @@ def _sql_text(value: str) -> ColumnElement[Any]:
     return literal_column("'" + value.replace("'", "''") + "'", String())
 
 
+def sqlite_integer_sum(definition: MetricDefinition, dialect: str) -> bool:
+    """Whether the metric's statements have an integer-only form to try first (SUM on SQLite)."""
+    return dialect == "sqlite" and definition.aggregate == "sum"
+
+
+def integer_total(value: Any) -> bool:
+    """Whether a value of an integer-only SUM is its exact answer: an integer, or null (no event
+    carries the property). SQLite gives a float as soon as one value is not an integer."""
+    return value is None or type(value) is int
+
+
+def _sqlite_integer_sum(props: _Properties, definition: MetricDefinition, *, daily: bool,
+                        group_key: str | None) -> Select[Any]:
+    """SUM on SQLite for the common case, every value a JSON integer, in one extraction per event (the
+    budget: each JSON function call parses the properties again). `->` gives the value's JSON text;
+    SQLite's SUM turns text written as an integer into that integer and adds it exactly in 64 bits.
+    Any other value gives a float total: a real, an integer beyond 64 bits, and a string, boolean,
+    JSON null, array or object ('"..."', 'true', 'null', '[...]' are no numbers to SUM, which then
+    adds 0.0). A total beyond 64 bits is an "integer overflow" error. In both cases the caller runs
+    the exact statement (`_sqlite_sum`) instead; `integer_total` tells which. An event without the
+    property gives NULL, which SUM skips, as the exact statement does. 1.05x the plain `->>` sum of
+    300,000 events (bench.billing's draft data), where the exact statement takes 1.27x. (`->>` would
+    be cheaper still, but gives true as 1 and a string of digits as text SUM would count.)"""
+    path = _sql_text(props._path(definition.property))  # type: ignore[arg-type]
+    written = Event.properties.op("->", return_type=String())(path)  # type: ignore[attr-defined]
+    # NullType: the driver's int or float reaches integer_total as it came.
+    value = func.sum(written, type_=NullType())
+    statement = select(value).where(*_scope(props, definition))
+    if group_key is not None:
+        statement = statement.add_columns(group_value("sqlite", group_key).label("group_value"))
+    if daily:
+        statement = statement.add_columns(utc_day("sqlite").label("day"))
+    if daily or group_key is not None:
+        # A group whose events all lack the property: the exact statement's join gives it no row.
+        # (SQLite computes the HAVING's SUM once, with the selected one.)
+        statement = statement.having(value.isnot(None))
+    return statement
+
+
 def _sqlite_sum(props: _Properties, definition: MetricDefinition, *, daily: bool,
                 group_key: str | None) -> Select[Any]:
-    """SUM on SQLite, exact. The events are joined with json_each of the property, which parses the
-    JSON once per event and gives the value's JSON type and SQL value as columns (the JSON functions
-    would parse it again for every mention). Small integers are summed by SQLite's SUM; the other
+    """SUM on SQLite, exact whatever the values (the integer-only form above is tried first). The
+    events are joined with json_each of the property, which parses the JSON once per event and gives
+    the value's JSON type and SQL value as columns (the JSON functions would parse it again for every
+    mention). Small integers are summed by SQLite's SUM; the other
     numbers (reals, large integers, rare) by the decimal aggregate, which FILTER calls only for them,
     on the number's text as written; the two totals are added as decimals.
 
@@ -202,13 +244,14 @@ def _sqlite_sum(props: _Properties, definition: MetricDefinition, *, daily: bool
     return statement.add_columns(counted.c.day) if daily else statement
 
 
-def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
-    """SELECT <aggregate> over one organisation's, one customer's events in [start, end)."""
-    return _metric_select(definition, dialect, daily=False)
+def metric_statement(definition: MetricDefinition, dialect: str, *, integers: bool = False) -> Select[Any]:
+    """SELECT <aggregate> over one organisation's, one customer's events in [start, end). With
+    `integers` (where `sqlite_integer_sum`), the integer-only form, whose value `integer_total` checks."""
+    return _metric_select(definition, dialect, daily=False, integers=integers)
 
 
 def _metric_select(definition: MetricDefinition, dialect: str, *, daily: bool,
-                   group_key: str | None = None) -> Select[Any]:
+                   group_key: str | None = None, integers: bool = False) -> Select[Any]:
     """The aggregate; with `group_key` then the event's value of that property as column `group_value`,
     and with `daily` then the UTC day of each event as column `day` (both grouped by the caller)."""
     props = _Properties(dialect)
@@ -216,7 +259,8 @@ def _metric_select(definition: MetricDefinition, dialect: str, *, daily: bool,
     if props.postgres and aggregate in ("sum", "max", "min", "avg"):
         return _pg_numeric_aggregate(props, definition, daily=daily, group_key=group_key)
     if aggregate == "sum":
-        return _sqlite_sum(props, definition, daily=daily, group_key=group_key)
+        build = _sqlite_integer_sum if integers else _sqlite_sum
+        return build(props, definition, daily=daily, group_key=group_key)
     source: Any = Event.__table__  # type: ignore[attr-defined]
     if aggregate == "count":
         value = func.count() if definition.property is None else func.count(props.any_value(definition.property))
@@ -281,10 +325,10 @@ def utc_day(dialect: str) -> ColumnElement[Any]:
     return func.substr(Event.timestamp, 1, 10)
 
 
-def metric_daily_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
+def metric_daily_statement(definition: MetricDefinition, dialect: str, *, integers: bool = False) -> Select[Any]:
     """SELECT day, <aggregate> ... GROUP BY day: the metric per UTC day of [start, end), one statement;
     days without events have no row."""
-    statement = _metric_select(definition, dialect, daily=True)
+    statement = _metric_select(definition, dialect, daily=True, integers=integers)
     day = statement.selected_columns.day
     return statement.group_by(day).order_by(day)
 
@@ -320,10 +364,11 @@ def group_value(dialect: str, key: str) -> ColumnElement[Any]:
                 (kind.in_(["integer", "real", "true", "false"]), props.as_written(key)), else_=None)
 
 
-def metric_grouped_statement(definition: MetricDefinition, dialect: str, key: str, daily: bool) -> Select[Any]:
+def metric_grouped_statement(definition: MetricDefinition, dialect: str, key: str, daily: bool, *,
+                             integers: bool = False) -> Select[Any]:
     """SELECT <aggregate>, group_value[, day] ... GROUP BY group_value[, day]: the metric per value of the
     property over [start, end) (or per UTC day), one statement; groups and days without events have no row."""
-    statement = _metric_select(definition, dialect, daily=daily, group_key=key)
+    statement = _metric_select(definition, dialect, daily=daily, group_key=key, integers=integers)
     columns = statement.selected_columns
     statement = statement.group_by(columns.group_value)
     return statement.group_by(columns.day) if daily else statement

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy.sql.selectable import Select
@@ -17,6 +18,7 @@ from domains.metering.metric_query import (
     metric_daily_statement,
     metric_grouped_statement,
     metric_statement,
+    pins_usage_index,
 )
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
@@ -34,9 +36,24 @@ def stored_definition(sql: str) -> MetricDefinition:
 
 
 @lru_cache(maxsize=1024)
-def _statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
-    # Built once per metric and dialect; the reader compiles it once, PostgreSQL plans it per call.
-    return metric_statement(definition, dialect).execution_options(**{CUSTOM_PLAN: True})
+def _statement(definition: MetricDefinition, dialect: str, custom_plan: bool = True) -> Select[Any]:
+    # Built once per metric, dialect and planning; the reader compiles each once.
+    statement = metric_statement(definition, dialect)
+    return statement.execution_options(**{CUSTOM_PLAN: True}) if custom_plan else statement
+
+
+# PostgreSQL, outside a transaction: a call of a metric that pins the usage index (one event name) for
+# a customer and window whose last call took less than this runs as a prepared statement, which
+# PostgreSQL gives its generic plan after five runs; any other call is planned for its own arguments
+# (CUSTOM_PLAN). Parsing and planning each call cost 0.3 ms of a 3.5 ms customer-month of 2,000 events
+# (bench.metrics), and for such a call every plan scans the same index. For a customer holding most of
+# the table the custom plan's seq scan beats the generic plan's index scan (0.61 s against 0.83 s for
+# 1,000,000 of 1,200,000 events, bench.billing's draft data), and there planning costs nothing.
+PLAN_MATTERS_SECONDS = 0.010
+# (organisation, customer, metric, window length) whose last call was faster than that; the least
+# recently used out first. An unknown one is planned for its arguments: never worse than before.
+_LIGHT: OrderedDict[tuple[str, str, MetricDefinition, timedelta], None] = OrderedDict()
+_LIGHT_MAX = 65536
 
 
 async def quantity(
@@ -45,8 +62,21 @@ async def quantity(
 ) -> Decimal:
     """The metric over the customer's events with start <= timestamp < end; no events is 0."""
     _check_window(start, end)
-    rows = await uow.rows(_statement(definition, uow.dialect),
-                          {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    params = {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end}
+    if uow.dialect != "postgresql" or uow.in_transaction or not pins_usage_index(definition):
+        rows = await uow.rows(_statement(definition, uow.dialect), params)
+    else:
+        key = (principal.org_id, customer_id, definition, end - start)
+        light = key in _LIGHT
+        began = perf_counter()
+        rows = await uow.rows(_statement(definition, uow.dialect, not light), params)
+        if perf_counter() - began < PLAN_MATTERS_SECONDS:
+            _LIGHT[key] = None
+            _LIGHT.move_to_end(key)
+            if len(_LIGHT) > _LIGHT_MAX:
+                _LIGHT.popitem(last=False)
+        else:  # (a concurrent call may have removed it already)
+            _LIGHT.pop(key, None)
     value = rows[0][0] if rows else None
     return Decimal(0) if value is None else Decimal(str(value))
 

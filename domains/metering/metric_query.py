@@ -202,6 +202,23 @@ def _sqlite_sum(props: _Properties, definition: MetricDefinition, *, daily: bool
     return statement.add_columns(counted.c.day) if daily else statement
 
 
+def pins_usage_index(definition: MetricDefinition) -> bool:
+    """Whether every event the metric counts has one event name (`event_name = '...'` at the top level
+    of its filter): then the organisation, customer, name and time bounds all sit in
+    ix_events_org_customer_name_time, and every plan PostgreSQL could make without knowing the
+    arguments scans that index. Without a name, a plan blind to the window may pick the organisation's
+    time index (ix_events_org_time) and read every customer's events of the window."""
+    stack = [definition.filter]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And):
+            stack += [node.left, node.right]
+        elif (isinstance(node, Compare) and node.property == EVENT_NAME and node.op == "="
+              and isinstance(node.value, str)):
+            return True
+    return False
+
+
 def metric_statement(definition: MetricDefinition, dialect: str) -> Select[Any]:
     """SELECT <aggregate> over one organisation's, one customer's events in [start, end)."""
     return _metric_select(definition, dialect, daily=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -13,18 +14,20 @@ from sqlalchemy.sql.selectable import Select
 
 from domains.errors import ValidationFailed
 from domains.metering.metric_query import (
+    UNCHECKED_AGGREGATES,
     distinct_first_seen_grouped_statement,
     distinct_first_seen_statement,
     metric_daily_statement,
     metric_grouped_statement,
     metric_statement,
     pins_usage_index,
+    unchecked_statement,
 )
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.db import CUSTOM_PLAN
+from persistence.db import CUSTOM_PLAN, refused_cast
 
 
 @lru_cache(maxsize=1024)
@@ -36,9 +39,11 @@ def stored_definition(sql: str) -> MetricDefinition:
 
 
 @lru_cache(maxsize=1024)
-def _statement(definition: MetricDefinition, dialect: str, custom_plan: bool = True) -> Select[Any]:
-    # Built once per metric, dialect and planning; the reader compiles each once.
-    statement = metric_statement(definition, dialect)
+def _statement(definition: MetricDefinition, dialect: str, custom_plan: bool = True,
+               unchecked: bool = False) -> Select[Any]:
+    # Built once per metric, dialect and form; the reader compiles each once.
+    statement = unchecked_statement(definition) if unchecked else metric_statement(definition, dialect)
+    assert statement is not None
     return statement.execution_options(**{CUSTOM_PLAN: True}) if custom_plan else statement
 
 
@@ -54,6 +59,10 @@ PLAN_MATTERS_SECONDS = 0.010
 # recently used out first. An unknown one is planned for its arguments: never worse than before.
 _LIGHT: OrderedDict[tuple[str, str, MetricDefinition, timedelta], None] = OrderedDict()
 _LIGHT_MAX = 65536
+# (organisation, metric) whose property held something other than a number in some event: their
+# numeric aggregates run checked from then on (metric_query.unchecked_statement); least recent out first.
+_NOT_ONLY_NUMBERS: OrderedDict[tuple[str, MetricDefinition], None] = OrderedDict()
+_NOT_ONLY_NUMBERS_MAX = 4096
 
 
 async def quantity(
@@ -63,22 +72,45 @@ async def quantity(
     """The metric over the customer's events with start <= timestamp < end; no events is 0."""
     _check_window(start, end)
     params = {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end}
-    if uow.dialect != "postgresql" or uow.in_transaction or not pins_usage_index(definition):
+    if uow.dialect != "postgresql" or uow.in_transaction:
+        # In a transaction a failed statement would abort it: the checked statement, planned per call.
         rows = await uow.rows(_statement(definition, uow.dialect), params)
     else:
-        key = (principal.org_id, customer_id, definition, end - start)
-        light = key in _LIGHT
-        began = perf_counter()
-        rows = await uow.rows(_statement(definition, uow.dialect, not light), params)
-        if perf_counter() - began < PLAN_MATTERS_SECONDS:
-            _LIGHT[key] = None
-            _LIGHT.move_to_end(key)
-            if len(_LIGHT) > _LIGHT_MAX:
-                _LIGHT.popitem(last=False)
-        else:  # (a concurrent call may have removed it already)
-            _LIGHT.pop(key, None)
+        rows = await _postgres_rows(uow, principal.org_id, definition, customer_id, end - start, params)
     value = rows[0][0] if rows else None
     return Decimal(0) if value is None else Decimal(str(value))
+
+
+async def _postgres_rows(uow: UnitOfWork, org_id: str, definition: MetricDefinition, customer_id: str,
+                         window: timedelta, params: dict[str, Any]) -> Sequence[Any]:
+    """The aggregate outside a transaction: prepared when quick (PLAN_MATTERS_SECONDS), unchecked while
+    the metric's property has only held numbers (metric_query.unchecked_statement)."""
+    pinned = pins_usage_index(definition)
+    key = (org_id, customer_id, definition, window)
+    custom_plan = not pinned or key not in _LIGHT
+    unchecked = definition.aggregate in UNCHECKED_AGGREGATES and (org_id, definition) not in _NOT_ONLY_NUMBERS
+    began = perf_counter()
+    try:
+        rows = await uow.rows(_statement(definition, "postgresql", custom_plan, unchecked), params)
+    except Exception as error:
+        if not (unchecked and refused_cast(error)):
+            raise
+        _remember(_NOT_ONLY_NUMBERS, (org_id, definition), _NOT_ONLY_NUMBERS_MAX)
+        rows = await uow.rows(_statement(definition, "postgresql", custom_plan), params)
+    if not pinned:
+        return rows
+    if perf_counter() - began < PLAN_MATTERS_SECONDS:
+        _remember(_LIGHT, key, _LIGHT_MAX)
+    else:  # (a concurrent call may have removed it already)
+        _LIGHT.pop(key, None)
+    return rows
+
+
+def _remember(memory: OrderedDict[Any, None], key: Any, bound: int) -> None:
+    memory[key] = None
+    memory.move_to_end(key)
+    if len(memory) > bound:
+        memory.popitem(last=False)
 
 
 @lru_cache(maxsize=1024)

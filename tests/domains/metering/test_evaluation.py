@@ -263,3 +263,67 @@ async def test_a_metric_read_in_a_rolled_back_transaction_is_not_remembered(data
 ])
 def test_only_a_metric_of_one_event_name_pins_the_usage_index(sql, pinned):
     assert pins_usage_index(parse_metric_sql(sql)) is pinned
+
+
+NUMERIC_AGGREGATES = {"SELECT SUM(v) FROM events WHERE event_name = 'n'": Decimal("2.5"),
+                      "SELECT MAX(v) FROM events": Decimal(2), "SELECT MIN(v) FROM events": Decimal("0.5"),
+                      "SELECT AVG(v) FROM events WHERE v > 0": Decimal("1.25")}
+
+
+@pytest.mark.parametrize("odd", ["7", True, False, None])
+async def test_a_property_holding_something_else_than_numbers_sends_the_aggregate_checked(
+        database, tenant, backend, monkeypatch, odd):
+    """On PostgreSQL, outside a transaction, SUM/MAX/MIN/AVG first run with the property cast unchecked:
+    a string, boolean or JSON null makes PostgreSQL refuse the cast, and the checked statement then
+    gives the exact result (the value counted as null) and is the one run for this organisation's
+    metric from then on. Both the reader's own path and SQLAlchemy's (taken while statements are
+    listened to) recognise the refusal. Inside a transaction only the checked statement runs."""
+    monkeypatch.setattr(evaluation, "_NOT_ONLY_NUMBERS", OrderedDict())
+    engines = [database.engine.sync_engine, *reader_for(database.engine).own_engines]
+    sent: list[str] = []
+
+    def listen(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    async def run(listened=False):
+        if listened:
+            for engine in engines:
+                event.listen(engine, "before_cursor_execute", listen)
+        try:
+            return {sql: await quantity(uow, principal=tenant.principal, definition=parse_metric_sql(sql),
+                                        customer_id=customer.id, start=START, end=END) for sql in NUMERIC_AGGREGATES}
+        finally:
+            if listened:
+                for engine in engines:
+                    event.remove(engine, "before_cursor_execute", listen)
+
+    async def ingest(values, prefix):
+        await ingest_events(uow, principal=tenant.principal, events=[
+            {"event_name": "n", "timestamp": (NOW - timedelta(minutes=i + 1)).isoformat(), "customer_id": customer.id,
+             "idempotency_key": f"{prefix}{i}", "properties": props} for i, props in enumerate(values)])
+
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        customer = await customers.create_customer(uow, principal=tenant.principal,
+                                                   fields={"name": "N", "email": "n@example.com"})
+        await ingest([{"v": 2}, {"v": 0.5}, {"w": 1}], "clean")
+        assert await run(listened=True) == NUMERIC_AGGREGATES
+        assert len(sent) == len(NUMERIC_AGGREGATES) and not evaluation._NOT_ONLY_NUMBERS
+        await ingest([{"v": odd}], "odd")
+        async with uow.transaction():
+            assert await run() == NUMERIC_AGGREGATES
+        assert not evaluation._NOT_ONLY_NUMBERS
+        assert await run() == NUMERIC_AGGREGATES  # the reader's path
+        # AVG's filter reads the property typed: the odd value never reaches its unchecked cast.
+        refused = len(NUMERIC_AGGREGATES) - 1 if backend == "postgresql" else 0
+        assert len(evaluation._NOT_ONLY_NUMBERS) == refused
+        sent.clear()
+        assert await run(listened=True) == NUMERIC_AGGREGATES  # from then on, checked at once
+        assert len(sent) == len(NUMERIC_AGGREGATES)
+        evaluation._NOT_ONLY_NUMBERS.clear()
+        sent.clear()
+        assert await run(listened=True) == NUMERIC_AGGREGATES  # SQLAlchemy's path
+        assert len(sent) == len(NUMERIC_AGGREGATES) + refused
+        assert len(evaluation._NOT_ONLY_NUMBERS) == refused
+    finally:
+        await uow.close()

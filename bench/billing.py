@@ -244,7 +244,9 @@ class HandWrittenUsage:
         if self.backend == "sqlite":
             value = self._connection.execute(RAW_SQL["sqlite"], self._args).fetchone()[0]
         else:
-            value = await self._connection.fetchval(RAW_SQL["postgresql"], *self._args)
+            # fetch, not fetchval: fetchval asks for one row (an Execute with a row limit), and
+            # PostgreSQL then runs no parallel plan: the parallel seq scan took 0.46 s as 0.33 s.
+            value = (await self._connection.fetch(RAW_SQL["postgresql"], *self._args))[0][0]
         return Decimal(0) if value is None else Decimal(value)
 
     async def close(self) -> None:
@@ -306,7 +308,7 @@ async def draft_figures(backend: str, options: Options, workdir: Path) -> list[F
     ratio = ours / theirs
     shape = (f"{options.events:,} usage events of one customer in February + {options.noise:,} others; "
              f"{options.rounds} interleaved rounds of {options.calls} calls per side")
-    driver = "sqlite3" if backend == "sqlite" else "asyncpg fetchval (plan_cache_mode=force_custom_plan)"
+    driver = "sqlite3" if backend == "sqlite" else "asyncpg fetch (plan_cache_mode=force_custom_plan)"
     return [
         Figure("draft_invoice_x", f"{ratio:.2f}",
                f"draft_invoice {ms(ours)} ms / hand-written aggregate {ms(theirs)} ms, medians; {shape}",

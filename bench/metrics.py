@@ -46,7 +46,7 @@ from bench.processes import cancel_on_signals
 from domains.catalog.items import create_item
 from domains.customers.service import create_customer
 from domains.metering.evaluation import metric_quantity
-from domains.metering.metric_query import metric_statement, sqlite_integer_sum
+from domains.metering.metric_query import metric_statement, sqlite_integer_sum, unchecked_statement
 from domains.metering.metric_sql import parse_metric_sql
 from domains.metering.metrics import create_metric
 from domains.tenancy import service as tenancy
@@ -338,8 +338,11 @@ def accrual_sql(seeded: Seeded, customer_id: str) -> tuple[str, list[Any]]:
     """Accrual's compiled aggregate for the metric, with its parameters as the driver receives them."""
     dialect = seeded.engine.dialect
     definition = parse_metric_sql(METRIC_SQL)
-    # The statement tried first (the metric's tokens are integers: on SQLite the integer-only SUM).
-    statement = metric_statement(definition, dialect.name, integers=sqlite_integer_sum(definition, dialect.name))
+    # The statement tried first: on PostgreSQL the unchecked one while the property has only held numbers,
+    # on SQLite the integer-only SUM (the metric's tokens are integers; metric_query).
+    statement = unchecked_statement(definition) if dialect.name == "postgresql" else None
+    if statement is None:
+        statement = metric_statement(definition, dialect.name, integers=sqlite_integer_sum(definition, dialect.name))
     compiled = statement.compile(dialect=dialect)
     expanded = compiled.construct_expanded_state(  # IN lists written out, as SQLAlchemy sends them
         {"org_id": seeded.principal.org_id, "customer_id": customer_id,

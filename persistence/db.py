@@ -39,6 +39,14 @@ WRITE_INTENT = "accrual_write_intent"
 CUSTOM_PLAN = "accrual_custom_plan"
 
 
+def refused_cast(error: BaseException) -> bool:
+    """Whether `error` is PostgreSQL's invalid_parameter_value (SQLSTATE 22023), raised by asyncpg or
+    wrapped by SQLAlchemy: what a cast of a jsonb string, boolean, null, array or object to a number
+    fails with."""
+    state = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+    return state == "22023"
+
+
 def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 

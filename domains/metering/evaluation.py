@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy.sql.selectable import Select
 
 from domains.errors import ValidationFailed
 from domains.metering.metric_query import (
+    UNCHECKED_AGGREGATES,
     distinct_first_seen_grouped_statement,
     distinct_first_seen_statement,
     integer_total,
     metric_daily_statement,
     metric_grouped_statement,
     metric_statement,
+    pins_usage_index,
     sqlite_integer_sum,
+    unchecked_statement,
 )
 from domains.metering.metric_sql import MetricDefinition, parse_metric_sql
 from domains.metering.metrics import get_metric
 from domains.tenancy.service import Principal
 from domains.unit_of_work import UnitOfWork
-from persistence.db import CUSTOM_PLAN, is_integer_overflow
+from persistence.db import CUSTOM_PLAN, is_integer_overflow, refused_cast
 
 
 @lru_cache(maxsize=1024)
@@ -37,9 +41,31 @@ def stored_definition(sql: str) -> MetricDefinition:
 
 
 @lru_cache(maxsize=1024)
-def _statement(definition: MetricDefinition, dialect: str, integers: bool = False) -> Select[Any]:
-    # Built once per metric and dialect; the reader compiles it once, PostgreSQL plans it per call.
-    return metric_statement(definition, dialect, integers=integers).execution_options(**{CUSTOM_PLAN: True})
+def _statement(definition: MetricDefinition, dialect: str, custom_plan: bool = True,
+               unchecked: bool = False, integers: bool = False) -> Select[Any]:
+    # Built once per metric, dialect and form; the reader compiles each once.
+    statement = (unchecked_statement(definition) if unchecked
+                 else metric_statement(definition, dialect, integers=integers))
+    assert statement is not None
+    return statement.execution_options(**{CUSTOM_PLAN: True}) if custom_plan else statement
+
+
+# PostgreSQL, outside a transaction: a call of a metric that pins the usage index (one event name) for
+# a customer and window whose last call took less than this runs as a prepared statement, which
+# PostgreSQL gives its generic plan after five runs; any other call is planned for its own arguments
+# (CUSTOM_PLAN). Parsing and planning each call cost 0.3 ms of a 3.5 ms customer-month of 2,000 events
+# (bench.metrics), and for such a call every plan scans the same index. For a customer holding most of
+# the table the custom plan's seq scan beats the generic plan's index scan (0.61 s against 0.83 s for
+# 1,000,000 of 1,200,000 events, bench.billing's draft data), and there planning costs nothing.
+PLAN_MATTERS_SECONDS = 0.010
+# (organisation, customer, metric, window length) whose last call was faster than that; the least
+# recently used out first. An unknown one is planned for its arguments: never worse than before.
+_LIGHT: OrderedDict[tuple[str, str, MetricDefinition, timedelta], None] = OrderedDict()
+_LIGHT_MAX = 65536
+# (organisation, metric) whose property held something other than a number in some event: their
+# numeric aggregates run checked from then on (metric_query.unchecked_statement); least recent out first.
+_NOT_ONLY_NUMBERS: OrderedDict[tuple[str, MetricDefinition], None] = OrderedDict()
+_NOT_ONLY_NUMBERS_MAX = 4096
 
 
 # (metric, customer) pairs whose last SUM on SQLite needed the exact statement: their next one goes
@@ -68,9 +94,7 @@ async def _metric_rows(uow: UnitOfWork, definition: MetricDefinition, build: Cal
             else:
                 if all(integer_total(row[0]) for row in rows):
                     return rows
-            _NOT_INTEGERS[key] = None
-            if len(_NOT_INTEGERS) > _NOT_INTEGERS_MAX:
-                _NOT_INTEGERS.popitem(last=False)
+            _remember(_NOT_INTEGERS, key, _NOT_INTEGERS_MAX)
     return await uow.rows(build(False), params)
 
 
@@ -80,10 +104,48 @@ async def quantity(
 ) -> Decimal:
     """The metric over the customer's events with start <= timestamp < end; no events is 0."""
     _check_window(start, end)
-    rows = await _metric_rows(uow, definition, lambda integers: _statement(definition, uow.dialect, integers),
-                              {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end})
+    params = {"org_id": principal.org_id, "customer_id": customer_id, "start": start, "end": end}
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        rows = await _postgres_rows(uow, principal.org_id, definition, customer_id, end - start, params)
+    else:
+        # In a transaction a failed statement would abort it: PostgreSQL runs the checked statement,
+        # planned per call; SQLite's SUM tries its integer-only form first (_metric_rows).
+        rows = await _metric_rows(uow, definition, lambda integers: _statement(definition, uow.dialect,
+                                                                               integers=integers), params)
     value = rows[0][0] if rows else None
     return Decimal(0) if value is None else Decimal(str(value))
+
+
+async def _postgres_rows(uow: UnitOfWork, org_id: str, definition: MetricDefinition, customer_id: str,
+                         window: timedelta, params: dict[str, Any]) -> Sequence[Any]:
+    """The aggregate outside a transaction: prepared when quick (PLAN_MATTERS_SECONDS), unchecked while
+    the metric's property has only held numbers (metric_query.unchecked_statement)."""
+    pinned = pins_usage_index(definition)
+    key = (org_id, customer_id, definition, window)
+    custom_plan = not pinned or key not in _LIGHT
+    unchecked = definition.aggregate in UNCHECKED_AGGREGATES and (org_id, definition) not in _NOT_ONLY_NUMBERS
+    began = perf_counter()
+    try:
+        rows = await uow.rows(_statement(definition, "postgresql", custom_plan, unchecked), params)
+    except Exception as error:
+        if not (unchecked and refused_cast(error)):
+            raise
+        _remember(_NOT_ONLY_NUMBERS, (org_id, definition), _NOT_ONLY_NUMBERS_MAX)
+        rows = await uow.rows(_statement(definition, "postgresql", custom_plan), params)
+    if not pinned:
+        return rows
+    if perf_counter() - began < PLAN_MATTERS_SECONDS:
+        _remember(_LIGHT, key, _LIGHT_MAX)
+    else:  # (a concurrent call may have removed it already)
+        _LIGHT.pop(key, None)
+    return rows
+
+
+def _remember(memory: OrderedDict[Any, None], key: Any, bound: int) -> None:
+    memory[key] = None
+    memory.move_to_end(key)
+    if len(memory) > bound:
+        memory.popitem(last=False)
 
 
 @lru_cache(maxsize=1024)

@@ -3,6 +3,7 @@ in scope (this organisation, this customer, this window) and nothing else."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,8 +13,10 @@ from sqlalchemy import Integer, event, text
 from domains.catalog.items import create_item
 from domains.customers import service as customers
 from domains.errors import NotFound
+from domains.metering import evaluation
 from domains.metering.evaluation import metric_quantity, quantity
 from domains.metering.events import ingest_events
+from domains.metering.metric_query import pins_usage_index
 from domains.metering.metric_sql import parse_metric_sql
 from domains.metering.metrics import create_metric
 from domains.unit_of_work import UnitOfWork
@@ -133,25 +136,50 @@ _PREPARED_AGGREGATE = text(
     "WHERE statement LIKE '%jsonb_typeof(counted.value)%' AND statement NOT LIKE '%pg_prepared_statements%'"
 ).columns(generic_plans=Integer, custom_plans=Integer)  # declared columns: read on the reader's own connection
 SUM_SQL = "SELECT SUM(tokens) FROM events WHERE event_name = 'api_call'"
+UNNAMED_SQL = "SELECT SUM(tokens) FROM events WHERE region = 'eu'"
+QUANTITIES = {SUM_SQL: Decimal("35.3"), UNNAMED_SQL: Decimal("1010.3")}
 
 
-async def test_usage_aggregate_is_planned_for_each_call_on_postgresql(database, tenant, scenario, backend):
+async def _prepared_runs(uow):
+    generic, custom = (await uow.rows(_PREPARED_AGGREGATE))[0]
+    return generic + custom
+
+
+async def test_usage_aggregate_is_planned_for_each_call_unless_it_is_quick_on_postgresql(
+        database, tenant, scenario, backend, monkeypatch):
     """A prepared statement gets a generic plan after five runs, one assuming the average customer's
-    few events; a customer holding most of the table then ran twice as slow (bench.billing). Outside
-    a transaction the aggregate is an unnamed statement, planned afresh each call; inside one the
+    few events; a customer holding most of the table then ran slower (bench.billing). Outside a
+    transaction a customer's first call is an unnamed statement, planned for its arguments; once a
+    call of a metric pinned to one event name took less than PLAN_MATTERS_SECONDS, that customer's
+    calls over the same window length run prepared (planning was then a tenth of the call); a slow
+    call, or a metric without an event name, keeps per-call planning. Inside a transaction the
     transaction plans every statement for its arguments."""
     if backend != "postgresql":
         pytest.skip("plan caching is PostgreSQL's")
+    monkeypatch.setattr(evaluation, "_LIGHT", OrderedDict())
     definition = parse_metric_sql(SUM_SQL)
+
+    async def run(times, sql=SUM_SQL, start=START):
+        for _ in range(times):
+            assert await quantity(uow, principal=tenant.principal, definition=parse_metric_sql(sql),
+                                  customer_id=scenario, start=start, end=END) == QUANTITIES[sql]
+
     uow = UnitOfWork(session_factory(database.engine))
     try:
         # Read on the connection the reads below use (pooled: a transaction may have left the
-        # aggregate prepared on it): the reader's runs never execute a prepared one.
-        before = tuple((await uow.rows(_PREPARED_AGGREGATE))[0])
-        for _ in range(7):
-            assert await quantity(uow, principal=tenant.principal, definition=definition, customer_id=scenario,
-                                  start=START, end=END) == Decimal("35.3")
-        assert tuple((await uow.rows(_PREPARED_AGGREGATE))[0]) == before
+        # aggregate prepared on it).
+        before = await _prepared_runs(uow)
+        monkeypatch.setattr(evaluation, "PLAN_MATTERS_SECONDS", 0.0)  # every call counts as slow
+        await run(7)
+        assert await _prepared_runs(uow) == before
+        monkeypatch.undo()
+        monkeypatch.setattr(evaluation, "_LIGHT", OrderedDict())
+        await run(7)  # the first planned for its arguments, then prepared
+        assert await _prepared_runs(uow) == before + 6
+        await run(3, sql=UNNAMED_SQL)  # no event name: always planned for its arguments
+        assert await _prepared_runs(uow) == before + 6
+        await run(1, start=START + timedelta(hours=1))  # another window length: not known yet
+        assert await _prepared_runs(uow) == before + 6
         async with uow.transaction():
             generic_before, custom_before = (await uow.rows(_PREPARED_AGGREGATE))[0]
             for _ in range(7):
@@ -219,5 +247,85 @@ async def test_a_metric_read_in_a_rolled_back_transaction_is_not_remembered(data
         with pytest.raises(NotFound):  # ...and gone with it
             await metric_quantity(uow, principal=tenant.principal, metric_id=metric.id, customer_id=scenario,
                                   start=START, end=END)
+    finally:
+        await uow.close()
+
+
+@pytest.mark.parametrize(("sql", "pinned"), [
+    ("SELECT SUM(tokens) FROM events WHERE event_name = 'a'", True),
+    ("SELECT COUNT(*) FROM events WHERE region = 'eu' AND (event_name = 'a' AND tokens > 1)", True),
+    ("SELECT SUM(tokens) FROM events", False),
+    ("SELECT SUM(tokens) FROM events WHERE event_name = 'a' OR event_name = 'b'", False),
+    ("SELECT SUM(tokens) FROM events WHERE event_name IN ('a', 'b')", False),
+    ("SELECT SUM(tokens) FROM events WHERE NOT event_name = 'a'", False),
+    ("SELECT SUM(tokens) FROM events WHERE event_name != 'a'", False),
+    ("SELECT SUM(tokens) FROM events WHERE event_name = 5", False),
+])
+def test_only_a_metric_of_one_event_name_pins_the_usage_index(sql, pinned):
+    assert pins_usage_index(parse_metric_sql(sql)) is pinned
+
+
+NUMERIC_AGGREGATES = {"SELECT SUM(v) FROM events WHERE event_name = 'n'": Decimal("2.5"),
+                      "SELECT MAX(v) FROM events": Decimal(2), "SELECT MIN(v) FROM events": Decimal("0.5"),
+                      "SELECT AVG(v) FROM events WHERE v > 0": Decimal("1.25")}
+
+
+@pytest.mark.parametrize("odd", ["7", True, False, None])
+async def test_a_property_holding_something_else_than_numbers_sends_the_aggregate_checked(
+        database, tenant, backend, monkeypatch, odd):
+    """On PostgreSQL, outside a transaction, SUM/MAX/MIN/AVG first run with the property cast unchecked:
+    a string, boolean or JSON null makes PostgreSQL refuse the cast, and the checked statement then
+    gives the exact result (the value counted as null) and is the one run for this organisation's
+    metric from then on. Both the reader's own path and SQLAlchemy's (taken while statements are
+    listened to) recognise the refusal. Inside a transaction only the checked statement runs."""
+    monkeypatch.setattr(evaluation, "_NOT_ONLY_NUMBERS", OrderedDict())
+    engines = [database.engine.sync_engine, *reader_for(database.engine).own_engines]
+    sent: list[str] = []
+
+    def listen(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    async def run(listened=False):
+        if listened:
+            for engine in engines:
+                event.listen(engine, "before_cursor_execute", listen)
+        try:
+            return {sql: await quantity(uow, principal=tenant.principal, definition=parse_metric_sql(sql),
+                                        customer_id=customer.id, start=START, end=END) for sql in NUMERIC_AGGREGATES}
+        finally:
+            if listened:
+                for engine in engines:
+                    event.remove(engine, "before_cursor_execute", listen)
+
+    async def ingest(values, prefix):
+        await ingest_events(uow, principal=tenant.principal, events=[
+            {"event_name": "n", "timestamp": (NOW - timedelta(minutes=i + 1)).isoformat(), "customer_id": customer.id,
+             "idempotency_key": f"{prefix}{i}", "properties": props} for i, props in enumerate(values)])
+
+    uow = UnitOfWork(session_factory(database.engine))
+    try:
+        customer = await customers.create_customer(uow, principal=tenant.principal,
+                                                   fields={"name": "N", "email": "n@example.com"})
+        await ingest([{"v": 2}, {"v": 0.5}, {"w": 1}], "clean")
+        assert await run(listened=True) == NUMERIC_AGGREGATES
+        # On SQLite the SUM tries its integer-only form first, and 0.5 sends it on to the exact one.
+        integer_try = 1 if backend == "sqlite" else 0
+        assert len(sent) == len(NUMERIC_AGGREGATES) + integer_try and not evaluation._NOT_ONLY_NUMBERS
+        await ingest([{"v": odd}], "odd")
+        async with uow.transaction():
+            assert await run() == NUMERIC_AGGREGATES
+        assert not evaluation._NOT_ONLY_NUMBERS
+        assert await run() == NUMERIC_AGGREGATES  # the reader's path
+        # AVG's filter reads the property typed: the odd value never reaches its unchecked cast.
+        refused = len(NUMERIC_AGGREGATES) - 1 if backend == "postgresql" else 0
+        assert len(evaluation._NOT_ONLY_NUMBERS) == refused
+        sent.clear()
+        assert await run(listened=True) == NUMERIC_AGGREGATES  # from then on, checked at once
+        assert len(sent) == len(NUMERIC_AGGREGATES)
+        evaluation._NOT_ONLY_NUMBERS.clear()
+        sent.clear()
+        assert await run(listened=True) == NUMERIC_AGGREGATES  # SQLAlchemy's path
+        assert len(sent) == len(NUMERIC_AGGREGATES) + refused
+        assert len(evaluation._NOT_ONLY_NUMBERS) == refused
     finally:
         await uow.close()

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
+
+from sqlalchemy import String, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
 # (statement, the other parameters as a hashable tuple)
 _Group = tuple[Any, tuple[tuple[str, Hashable], ...]]
@@ -90,3 +96,31 @@ class Coalescer:
             for future in futures:
                 if not future.done():  # a waiter cancelled meanwhile (its client went away)
                     future.set_result(found)
+
+
+class KeysArray(ColumnElement[Any]):
+    """PostgreSQL's `ARRAY[$1, $2, ...]` of an expanding parameter (`keys_array`)."""
+
+    inherit_cache = True
+    type = ARRAY(String)
+    _traverse_internals: ClassVar[list[Any]] = [("bind", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, name: str) -> None:
+        self.bind = bindparam(name, expanding=True, type_=String)
+
+
+def keys_array(name: str) -> KeysArray:
+    """The keys of a batch as a PostgreSQL array written out, one placeholder per key: a statement per
+    batch length. With a single array parameter (`$1::text[]`) PostgreSQL's generic plan cannot know
+    how many keys come, assumes ten, costs more than a plan for the call's own five, and so plans
+    every call anew (0.46 ms for the customer family read, four times its execution); written out, the
+    generic plan counts them and is used from the sixth call on."""
+    return KeysArray(name)
+
+
+@compiles(KeysArray)
+def _render_keys_array(element: KeysArray, compiler: Any, **kw: Any) -> str:
+    # SQLAlchemy writes an expanding parameter as `(__[POSTCOMPILE_name])`, for IN; here without the
+    # parentheses, which would make the list one row value.
+    rendered = compiler.process(element.bind, **kw)
+    return f"ARRAY[{rendered[1:-1] if rendered.startswith('(') else rendered}]"

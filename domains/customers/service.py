@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     Select,
-    String,
     bindparam,
     delete,
     func,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -35,6 +33,7 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
+from persistence.coalesce import keys_array
 from persistence.ids import new_id
 from persistence.tables import Customer, CustomFieldDefinition, Subscription
 
@@ -148,10 +147,10 @@ def _families_statement(*, reseller: bool, postgres: bool) -> Any:
     SQLite probes its indexes once per value of an IN list. PostgreSQL, on a small table, scans it
     for `id IN (...)` rather than probing (0.35 ms against 0.14 ms for six ids on 250 customers), so
     there each wanted id drives a lateral read of its family, every part an index probe whatever the
-    table's size."""
+    table's size (the ids written out as an array: `keys_array`)."""
     child = aliased(Customer)
     if postgres:
-        wanted = func.unnest(bindparam("keys", type_=ARRAY(String))).table_valued("id").render_derived(name="wanted")
+        wanted = func.unnest(keys_array("keys")).table_valued("id").render_derived(name="wanted")
         key: Any = wanted.c.id
     else:
         key = bindparam("keys", expanding=True)

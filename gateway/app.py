@@ -35,15 +35,16 @@ async def face_errors(request: web.Request, handler: Callable[[web.Request], Awa
     """Failures raised before a row's handler runs (unknown URL, wrong method, body too large) and any
     unexpected exception are answered in the shape of the face the path belongs to."""
     request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_request_id()
-    dialect = _dialect_for(request.path)
     try:
         response = await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        dialect = _dialect_for(request.path)
         if dialect is None:
             raise
         return dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({exc.reason})"),  # type: ignore[attr-defined]
                                       request[REQUEST_ID])
     except web.HTTPRequestEntityTooLarge as exc:
+        dialect = _dialect_for(request.path)
         if dialect is None:
             raise
         return dialect.error_response(RequestTooLarge(str(exc)), request[REQUEST_ID])  # type: ignore[attr-defined]
@@ -51,6 +52,7 @@ async def face_errors(request: web.Request, handler: Callable[[web.Request], Awa
         raise
     except Exception as exc:
         log.exception("unexpected error (request %s)", request[REQUEST_ID])
+        dialect = _dialect_for(request.path)
         if dialect is None:
             raise
         return dialect.error_response(exc, request[REQUEST_ID])  # type: ignore[attr-defined]

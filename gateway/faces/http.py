@@ -4,7 +4,8 @@ caller's Context, and answering errors in the face's own shape (mapped once, per
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import orjson
@@ -72,6 +73,7 @@ def new_uow(request: web.Request) -> UnitOfWork:
 
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
 
 def handler_for(
@@ -90,8 +92,10 @@ def handler_for(
         try:
             principal = await principal_for(request, uow)
             body = await read_json(request) if request.body_exists else MISSING
-            refuse_nul(request.match_info.items(), request.query.items())
-            inputs = Inputs(path=request.match_info, query=request.query, body=body)
+            # No query string, no query to parse (a keyed GET's case).
+            query = request.query if request.query_string else _NO_QUERY
+            refuse_nul(request.match_info.items(), query.items())
+            inputs = Inputs(path=request.match_info, query=query, body=body)
             context = Context(principal=principal, uow=uow, request_id=request_id, max_page_size=max_page_size)
             if around is not None:
                 return await around(request, context, inputs, compiled)

@@ -70,15 +70,15 @@ class UnitOfWork:
             self._custom_plans = True
         return (await self.session.execute(statement, params or {})).all()
 
-    async def rows_by_key(self, statement: Executable, params: Mapping[str, Any], *, keys: str, key: Any,
+    async def rows_by_key(self, statement: Executable, params: Mapping[str, Any], *, keys_param: str, key: Any,
                           key_column: str) -> Sequence[Row[Any]]:
-        """The rows of a keyed read: `statement` takes a list of keys as `keys` and tags each row with
-        the key it was read for in `key_column`. Outside a transaction the same read of concurrent
+        """The rows of a keyed read: `statement` takes a list of keys as `keys_param` and tags each row
+        with the key it was read for in `key_column`. Outside a transaction the same read of concurrent
         requests goes as one statement (persistence.coalesce)."""
         if self._depth == 0:
             coalescer = reader_for(self._sessions.kw["bind"]).coalescer
-            return await coalescer.rows(statement, params, keys, key, key_column)
-        return [row for row in await self.rows(statement, {**params, keys: [key]})
+            return await coalescer.rows(statement, params, keys_param, key, key_column)
+        return [row for row in await self.rows(statement, {**params, keys_param: [key]})
                 if getattr(row, key_column) == key]
 
     @asynccontextmanager

@@ -4,28 +4,35 @@ Sixteen clients each fetching one customer cost sixteen statements: on PostgreSQ
 (a socket write that wakes a backend, its parse-bind-execute, a read), on SQLite sixteen read
 transactions (each takes and drops the WAL read lock with fcntl). A read asked for here waits until
 the event loop has run what is already ready, that is until the other requests that arrived in the
-same turn have asked for theirs, and then all of them go as one statement `... IN (:keys)`. Nothing
-is cached: every read is a statement issued after it was asked for, so it sees every write committed
-before the request arrived. A batch never mixes scopes: reads join only when their statement and
-every parameter but the keys are the same (the caller's organisation among them).
+same turn have asked for theirs, and then all of them go as one statement taking the list of keys.
+Nothing is cached: every read is a statement issued after it was asked for, so it sees every write
+committed before the request arrived. A batch never mixes scopes: reads join only when their statement
+(the same object), their key parameter and column, and every other parameter (hashable values: the
+caller's organisation among them) are the same.
+
+The list of keys is padded with nulls to the next of a few lengths, so a statement takes a handful of
+forms (each a prepared statement per PostgreSQL connection) however the batches vary: a statement read
+here must let a null key match nothing (`=` and `IN` do).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import String, bindparam
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
-
-# (statement, the other parameters as a hashable tuple)
-_Group = tuple[Any, tuple[tuple[str, Hashable], ...]]
+# (statement, keys parameter, key column, the other parameters as a hashable tuple)
+_Group = tuple[Any, str, str, tuple[tuple[str, Hashable], ...]]
 # Keys one statement carries at most (SQLite allows 32,766 parameters; each key is bound a few times).
-MAX_KEYS = 500
+MAX_KEYS = 512
+_LENGTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def padded(keys: list[Any]) -> list[Any]:
+    """`keys` with nulls up to the next of _LENGTHS."""
+    length = next(size for size in _LENGTHS if size >= len(keys))
+    return keys + [None] * (length - len(keys))
 
 
 class _Batch:
@@ -37,44 +44,57 @@ class _Batch:
         self.waiters: dict[Any, list[asyncio.Future[list[Any]]]] = {}
 
 
+class _Turn:
+    """One event loop's batches still gathering keys; an engine may serve several loops (tests do)."""
+
+    __slots__ = ("full", "pending", "tasks")
+
+    def __init__(self) -> None:
+        self.pending: dict[_Group, _Batch] = {}
+        self.full: list[_Batch] = []
+        self.tasks: set[asyncio.Task[None]] = set()  # held until done: the loop keeps weak references
+
+
 class Coalescer:
     """`rows(statement, params, keys_param, key, key_column)`: the rows of `statement` run with
-    `keys_param` bound to a list of keys, whose `key_column` equals `key`."""
+    `keys_param` bound to a list of keys, whose `key_column` equals `key`. `run(statement, params)`
+    must get a connection no caller of `rows` holds while it waits (persistence.db.Reader.batched):
+    else callers holding every connection wait for a batch that waits for a connection."""
 
     def __init__(self, run: Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]]) -> None:
         self._run = run
-        self._pending: dict[_Group, _Batch] = {}
-        self._full: list[_Batch] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
 
     async def rows(self, statement: Any, params: Mapping[str, Any], keys_param: str, key: Any,
                    key_column: str) -> list[Any]:
         loop = asyncio.get_running_loop()
-        group = (statement, tuple(sorted(params.items())))
-        batch = self._pending.get(group)
+        turn = self._turns.get(loop)
+        if turn is None:
+            turn = self._turns[loop] = _Turn()
+        group = (statement, keys_param, key_column, tuple(sorted(params.items())))
+        batch = turn.pending.get(group)
         if batch is not None and len(batch.waiters) >= MAX_KEYS and key not in batch.waiters:
-            self._full.append(self._pending.pop(group))
+            turn.full.append(turn.pending.pop(group))
             batch = None
         if batch is None:
-            if not self._pending and not self._full:
-                loop.call_soon(self._flush)
-            batch = self._pending[group] = _Batch(statement, params, keys_param, key_column)
+            if not turn.pending and not turn.full:
+                loop.call_soon(self._flush, turn)
+            batch = turn.pending[group] = _Batch(statement, params, keys_param, key_column)
         future: asyncio.Future[list[Any]] = loop.create_future()
         batch.waiters.setdefault(key, []).append(future)
         return await future
 
-    def _flush(self) -> None:
-        batches = [*self._full, *self._pending.values()]
-        self._full, self._pending = [], {}
+    def _flush(self, turn: _Turn) -> None:
+        batches = [*turn.full, *turn.pending.values()]
+        turn.full, turn.pending = [], {}
         for batch in batches:
             task = asyncio.ensure_future(self._answer(batch))
-            # Held until done: the loop keeps only weak references to tasks.
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            turn.tasks.add(task)
+            task.add_done_callback(turn.tasks.discard)
 
     async def _answer(self, batch: _Batch) -> None:
         try:
-            rows = await self._run(batch.statement, {**batch.params, batch.keys_param: list(batch.waiters)})
+            rows = await self._run(batch.statement, {**batch.params, batch.keys_param: padded(list(batch.waiters))})
         except BaseException as exc:  # each waiter fails as the statement did (cancelled: cancelled)
             for futures in batch.waiters.values():
                 for future in futures:
@@ -96,31 +116,3 @@ class Coalescer:
             for future in futures:
                 if not future.done():  # a waiter cancelled meanwhile (its client went away)
                     future.set_result(found)
-
-
-class KeysArray(ColumnElement[Any]):
-    """PostgreSQL's `ARRAY[$1, $2, ...]` of an expanding parameter (`keys_array`)."""
-
-    inherit_cache = True
-    type = ARRAY(String)
-    _traverse_internals: ClassVar[list[Any]] = [("bind", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, name: str) -> None:
-        self.bind = bindparam(name, expanding=True, type_=String)
-
-
-def keys_array(name: str) -> KeysArray:
-    """The keys of a batch as a PostgreSQL array written out, one placeholder per key: a statement per
-    batch length. With a single array parameter (`$1::text[]`) PostgreSQL's generic plan cannot know
-    how many keys come, assumes ten, costs more than a plan for the call's own five, and so plans
-    every call anew (0.46 ms for the customer family read, four times its execution); written out, the
-    generic plan counts them and is used from the sixth call on."""
-    return KeysArray(name)
-
-
-@compiles(KeysArray)
-def _render_keys_array(element: KeysArray, compiler: Any, **kw: Any) -> str:
-    # SQLAlchemy writes an expanding parameter as `(__[POSTCOMPILE_name])`, for IN; here without the
-    # parentheses, which would make the list one row value.
-    rendered = compiler.process(element.bind, **kw)
-    return f"ARRAY[{rendered[1:-1] if rendered.startswith('(') else rendered}]"

@@ -107,6 +107,8 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 _PREPARED_MAX = 4096
+# Connections PostgreSQL batches of coalesced reads run on (a turn's batches are few, each one statement).
+_BATCH_CONNECTIONS = 4
 
 
 class Reader:
@@ -130,7 +132,8 @@ class Reader:
         self._sync: Engine | None = None
         self._raw_sqlite: sqlite3.Connection | None = None
         self._pool: ReadPool | None = None
-        self.coalescer = Coalescer(self.all)
+        self._batch_pool: ReadPool | None = None
+        self.coalescer = Coalescer(self.batched)
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -160,14 +163,29 @@ class Reader:
             self._sync.dispose()
 
     async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        pools, self._pool, self._batch_pool = (self._pool, self._batch_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                await pool.close()
 
     def _read_pool(self) -> ReadPool:
         if self._pool is None:
             self._pool = ReadPool(self._dsn, self._pool_size, _json_codecs(self._dialect))
         return self._pool
+
+    async def batched(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """A coalesced batch's read (persistence.coalesce). On PostgreSQL it runs on a few connections
+        of its own: the requests waiting for the batch may hold every connection of the read pool."""
+        if (self._async is None or self._prepare(statement) is None
+                or self._async.sync_engine.dispatch.before_cursor_execute):  # SQLite, or SQLAlchemy's way
+            return await self.all(statement, params)
+        if self._batch_pool is None:
+            self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS), _json_codecs(self._dialect))
+        connection = await self._batch_pool.acquire()
+        try:
+            return await self.all(statement, params, connection)
+        finally:
+            self._batch_pool.release(connection)
 
     @property
     def own_engines(self) -> list[Engine]:

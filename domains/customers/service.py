@@ -33,8 +33,8 @@ from domains.pagination import Page, page_size
 from domains.tenancy.service import Principal
 from domains.text import one_of, refuse_unknown
 from domains.unit_of_work import UnitOfWork
-from persistence.coalesce import keys_array
 from persistence.ids import new_id
+from persistence.sql import keys_array
 from persistence.tables import Customer, CustomFieldDefinition, Subscription
 
 # The fields a caller may set, with the rule that cleans each (Orb's names are the domain's names).
@@ -188,7 +188,8 @@ async def get_customer_family(uow: UnitOfWork, *, principal: Principal, customer
     """The customer (or NotFound), its parent and its children: what every face shows of one customer,
     for the price of one read, shared with the same reads of concurrent requests."""
     statement = _families_statement(reseller=principal.reseller_id is not None, postgres=uow.is_postgres)
-    rows = await uow.rows_by_key(statement, _scope(principal), keys="keys", key=customer_id, key_column="family_of")
+    rows = await uow.rows_by_key(statement, _scope(principal), keys_param="keys", key=customer_id,
+                                 key_column="family_of")
     customer = next((row for row in rows if row.id == customer_id), None)
     if customer is None:
         raise NotFound(f"customer {customer_id!r} was not found", field="customer_id")

@@ -12,7 +12,7 @@ from domains.errors import NotFound
 from domains.unit_of_work import UnitOfWork
 from persistence import coalesce
 from persistence.coalesce import Coalescer
-from persistence.db import session_factory
+from persistence.db import create_engine, session_factory
 from persistence.tables import Customer
 
 _BY_ID = (select(Customer.id, Customer.name, Customer.id.label("read_for"))
@@ -78,7 +78,7 @@ async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_
         await asyncio.sleep(0)
         if "bad" in params["keys"]:
             raise RuntimeError("statement failed")
-        return [type("Row", (), {"read_for": key, "value": key.upper()})() for key in params["keys"]]
+        return [type("Row", (), {"read_for": key, "value": key.upper()})() for key in params["keys"] if key is not None]
 
     coalescer = Coalescer(run)
     good = [asyncio.ensure_future(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for")) for key in "abc"]
@@ -87,7 +87,7 @@ async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_
     results = await asyncio.gather(*good, return_exceptions=True)
     assert [row.value for row in results[0]] == ["A"] and [row.value for row in results[2]] == ["C"]
     assert isinstance(results[1], asyncio.CancelledError)
-    assert calls == [["a", "b", "c"]]
+    assert calls == [["a", "b", "c", None]]  # padded to a length of 4
 
     failing = [coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for") for key in ("x", "bad")]
     outcomes = await asyncio.gather(*failing, return_exceptions=True)
@@ -106,7 +106,8 @@ async def test_a_batch_carries_at_most_max_keys(monkeypatch):
     results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key % 7, "read_for")
                                      for key in range(8)))
     assert [len(rows) for rows in results] == [1] * 8
-    assert calls == [[0, 1, 2], [3, 4, 5], [6, 0]]  # the repeated key 0 joins the open batch
+    # Key 0 asked again after its batch filled joins the open one: read twice, in two statements.
+    assert calls == [[0, 1, 2, None], [3, 4, 5, None], [6, 0]]
 
 
 @pytest.mark.parametrize("count", [1, 40])
@@ -114,10 +115,65 @@ async def test_the_reader_s_coalescer_answers_real_rows(database, uow, tenant, c
     created = [await _create(uow, tenant, f"C{index}") for index in range(count)]
     units = [_request_uow(database) for _ in created]
     try:
-        rows = await asyncio.gather(*(unit.rows_by_key(_BY_ID, {"org_id": tenant.org_id}, keys="keys", key=row.id,
+        rows = await asyncio.gather(*(unit.rows_by_key(_BY_ID, {"org_id": tenant.org_id}, keys_param="keys", key=row.id,
                                                        key_column="read_for")
                                       for unit, row in zip(units, created, strict=True)))
     finally:
         for unit in units:
             await unit.close()
     assert [[(found.id, found.name) for found in each] for each in rows] == [[(row.id, row.name)] for row in created]
+
+
+async def test_a_batch_gets_a_connection_while_its_waiters_hold_every_read_connection(database, tenant, backend):
+    """Requests that already read hold a read-pool connection while they wait for a batch: the batch runs
+    on connections of its own, or a full pool would wait on itself forever."""
+    if backend != "postgresql":
+        pytest.skip("SQLite reads hold no connection")
+    engine = create_engine(database.url, pool_size=1, max_overflow=0)
+    try:
+        units = [UnitOfWork(session_factory(engine)) for _ in range(3)]
+        created = await _create(units[0], tenant, "Held")
+
+        async def read_then_batch(unit):  # as a request: its connection goes back when it ends
+            try:
+                await unit.rows(_BY_ID, {"org_id": tenant.org_id, "keys": [created.id]})  # holds the connection
+                return await unit.rows_by_key(_BY_ID, {"org_id": tenant.org_id}, keys_param="keys", key=created.id,
+                                              key_column="read_for")
+            finally:
+                await unit.close()
+
+        try:
+            found = await asyncio.wait_for(asyncio.gather(read_then_batch(units[0])), 10)
+            assert [row.id for row in found[0]] == [created.id]
+            # Three requests, one read connection between them: the first holds it, the others queue on
+            # it behind a batch that needs its own.
+            found = await asyncio.wait_for(asyncio.gather(*(read_then_batch(unit) for unit in units)), 10)
+            assert [[row.id for row in rows] for rows in found] == [[created.id]] * 3
+        finally:
+            for unit in units:
+                await unit.close()
+    finally:
+        await engine.dispose()
+
+
+def test_a_loop_stopped_before_its_batch_ran_leaves_other_loops_unaffected():
+    async def run(statement, params):
+        return [type("Row", (), {"read_for": key})() for key in params["keys"] if key is not None]
+
+    coalescer = Coalescer(run)
+    stopped = asyncio.new_event_loop()
+    try:
+        waiting = stopped.create_task(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", "a", "read_for"))
+        stopped.call_soon(stopped.stop)
+        stopped.run_forever()  # the read asked, its batch never flushed
+        assert not waiting.done()
+        waiting.cancel()
+    finally:
+        stopped.close()
+    fresh = asyncio.new_event_loop()
+    try:
+        rows = fresh.run_until_complete(asyncio.wait_for(
+            coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", "a", "read_for"), 5))
+        assert [row.read_for for row in rows] == ["a"]
+    finally:
+        fresh.close()

@@ -670,9 +670,8 @@ async def change_fixed_fee_quantity(
 
     ``change_option``: ``immediate`` (now; the default without ``effective_date``), ``effective_date``
     (the default with one; not before the start, nor at/after the end, nor into billing already invoiced)
-    or ``upcoming_invoice`` (the start
-    of the next billing period). The price must be a fixed price of the plan the subscription is on at
-    that date. A new change replaces the pending one for the same price and supersedes changes after it.
+    or ``upcoming_invoice`` (the start of the next billing period). The price must be a fixed price of
+    the plan the subscription is on at that date. A new change replaces the pending one for the same price and supersedes changes after it.
     """
     refuse_unknown(fields, _QUANTITY_FIELDS, "a fixed fee quantity field")
     if fields.get("quantity") is None:

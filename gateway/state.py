@@ -30,4 +30,10 @@ def new_request_id() -> str:
     return f"{_PROCESS_PREFIX}{next(_request_sequence):010x}"
 
 
-__all__ = ["CLOCK", "ENGINE", "REQUEST_ID", "SESSIONS", "SETTINGS", "VERIFIED_KEYS", "new_request_id"]
+def request_id_of(request: web.Request) -> str:
+    """The caller's `X-Request-Id`, else a new one; kept on the request for whatever answers it."""
+    request_id = request[REQUEST_ID] = request.headers.get("X-Request-Id") or new_request_id()
+    return request_id
+
+
+__all__ = ["CLOCK", "ENGINE", "REQUEST_ID", "SESSIONS", "SETTINGS", "VERIFIED_KEYS", "new_request_id", "request_id_of"]

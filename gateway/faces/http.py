@@ -16,7 +16,7 @@ from domains.unit_of_work import UnitOfWork
 from gateway.auth import principal_for
 from gateway.context import Context
 from gateway.faces.engine import MISSING, CompiledRow, Inputs, Row
-from gateway.state import CLOCK, REQUEST_ID, SESSIONS
+from gateway.state import CLOCK, SESSIONS, request_id_of
 
 log = logging.getLogger("accrual.faces")
 
@@ -87,7 +87,7 @@ def handler_for(
     row = compiled.row
 
     async def handle(request: web.Request) -> web.Response:
-        request_id = request.get(REQUEST_ID, "")
+        request_id = request_id_of(request)
         uow = new_uow(request)
         try:
             principal = await principal_for(request, uow)
@@ -98,12 +98,15 @@ def handler_for(
             inputs = Inputs(path=request.match_info, query=query, body=body)
             context = Context(principal=principal, uow=uow, request_id=request_id, max_page_size=max_page_size)
             if around is not None:
-                return await around(request, context, inputs, compiled)
-            return await respond(compiled, context, inputs)
+                response = await around(request, context, inputs, compiled)
+            else:
+                response = await respond(compiled, context, inputs)
         except Exception as exc:  # noqa: BLE001 (every failure answers in the face's shape)
-            return dialect.error_response(exc, request_id)
+            response = dialect.error_response(exc, request_id)
         finally:
             await uow.close()
+        response.headers["X-Request-Id"] = request_id
+        return response
 
     handle.__name__ = f"{row.method.lower()}_{row.operation}"
     return handle
@@ -115,6 +118,40 @@ async def respond(compiled: CompiledRow, context: Context, inputs: Inputs) -> we
     if status == 204:
         return web.Response(status=204)
     return json_response(data, status)
+
+
+def with_request_id(handler: Handler) -> Handler:
+    """`handler` answering with the request's id (`X-Request-Id`), as every row's handler does itself.
+    (A per-route wrapper rather than an aiohttp middleware: middlewares cost every request two more
+    coroutine layers, 6% of a keyed GET.)"""
+
+    async def stamped(request: web.Request) -> web.Response:
+        request_id = request_id_of(request)
+        response = await handler(request)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    return stamped
+
+
+def add_unknown_routes(app: web.Application, prefix: str, dialect: Dialect) -> None:
+    """After a face's rows: any other path under `prefix`, with any method, answers in the face's
+    shape that there is no such route (a path of another method names the methods it has)."""
+
+    async def unknown(request: web.Request) -> web.Response:
+        request_id = request_id_of(request)
+        allowed: set[str] = set()
+        for resource in request.app.router.resources():
+            if resource is not catch_all and resource is not bare_prefix:
+                allowed |= (await resource.resolve(request))[1]
+        reason = f"Method Not Allowed; it takes {', '.join(sorted(allowed))}" if allowed else "Not Found"
+        response = dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({reason})"),
+                                          request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    bare_prefix = app.router.add_route("*", prefix, unknown).resource
+    catch_all = app.router.add_route("*", prefix + "/{unknown_path:.*}", unknown).resource
 
 
 def log_unexpected(error: BaseException, request_id: str) -> None:

@@ -591,3 +591,20 @@ async def test_concurrent_creates_with_one_external_id_make_one_customer(client,
         if response.status == 400:
             await _error(response, 400, "400-duplicate-resource-creation")
     assert len(await _ids(client, tenant)) == 1
+
+
+async def test_every_face_answers_with_the_request_id_and_unknown_urls_in_its_shape(client, tenant):
+    sent = {**tenant.bearer, "X-Request-Id": "req-from-the-caller"}
+    response = await client.get("/v1/customers", headers=sent)
+    assert response.status == 200 and response.headers["X-Request-Id"] == "req-from-the-caller"
+    for method, path, body in (("GET", f"/v1/customers/{UNKNOWN_ID}", None), ("POST", "/graphql", {"query": "{ __typename }"}),
+                               ("POST", "/", {"jsonrpc": "2.0", "id": 1, "method": "customers.list"}),
+                               ("GET", "/api/v1/customers", None), ("GET", "/v1/nope", None)):
+        response = await client.request(method, path, json=body, headers=tenant.bearer)
+        assert response.headers["X-Request-Id"].startswith("req_"), (method, path)
+    # A path of the face with a method it does not take: Orb's unknown URL, naming the methods it has.
+    body = await _error(await client.patch("/v1/customers", headers=tenant.bearer), 404, "404-url-not-found")
+    assert "PATCH /v1/customers" in body["detail"] and "GET" in body["detail"] and "POST" in body["detail"]
+    await _error(await client.get("/v1", headers=tenant.bearer), 404, "404-url-not-found")
+    response = await client.get("/api/v1/nope", headers=tenant.bearer)
+    assert response.status == 404 and "error" in await response.json()

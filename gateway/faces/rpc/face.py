@@ -16,7 +16,14 @@ from domains.tenancy.service import Principal
 from gateway.auth import principal_for
 from gateway.context import Context
 from gateway.faces.engine import Body, CompiledRow, Inputs
-from gateway.faces.http import RequestTooLarge, json_response, log_unexpected, new_uow, read_json
+from gateway.faces.http import (
+    RequestTooLarge,
+    json_response,
+    log_unexpected,
+    new_uow,
+    read_json,
+    with_request_id,
+)
 from gateway.faces.rpc.methods import METHODS
 from gateway.graphql.schema import schema
 from gateway.state import REQUEST_ID
@@ -198,5 +205,5 @@ class RpcEndpoint:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/", RpcEndpoint().handle)
+    app.router.add_post("/", with_request_id(RpcEndpoint().handle))
 

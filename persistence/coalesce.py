@@ -61,8 +61,10 @@ class Coalescer:
     must get a connection no caller of `rows` holds while it waits (persistence.db.Reader.batched):
     else callers holding every connection wait for a batch that waits for a connection."""
 
-    def __init__(self, run: Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]]) -> None:
-        self._run = run
+    def __init__(self, run: Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]],
+                 run_now: Callable[[Any, Mapping[str, Any]], Sequence[Any]] | None = None) -> None:
+        # run_now: the same read done synchronously (SQLite's), answered at the flush without a task.
+        self._run, self._run_now = run, run_now
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
 
     async def rows(self, statement: Any, params: Mapping[str, Any], keys_param: str, key: Any,
@@ -88,31 +90,51 @@ class Coalescer:
         batches = [*turn.full, *turn.pending.values()]
         turn.full, turn.pending = [], {}
         for batch in batches:
-            task = asyncio.ensure_future(self._answer(batch))
+            if self._run_now is not None:
+                try:
+                    rows = self._run_now(batch.statement, _arguments(batch))
+                except Exception as exc:  # noqa: BLE001 (each waiter fails as the statement did)
+                    _fail(batch, exc)
+                else:
+                    _answer(batch, rows)
+                continue
+            task = asyncio.ensure_future(self._run_batch(batch))
             turn.tasks.add(task)
             task.add_done_callback(turn.tasks.discard)
 
-    async def _answer(self, batch: _Batch) -> None:
+    async def _run_batch(self, batch: _Batch) -> None:
         try:
-            rows = await self._run(batch.statement, {**batch.params, batch.keys_param: padded(list(batch.waiters))})
+            rows = await self._run(batch.statement, _arguments(batch))
         except BaseException as exc:  # each waiter fails as the statement did (cancelled: cancelled)
-            for futures in batch.waiters.values():
-                for future in futures:
-                    if future.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        future.set_exception(exc)
-                    else:
-                        future.cancel()
+            _fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        grouped: dict[Any, list[Any]] = {}
-        key_column = batch.key_column
-        for row in rows:
-            grouped.setdefault(getattr(row, key_column), []).append(row)
-        for key, futures in batch.waiters.items():
-            found = grouped.get(key, [])
-            for future in futures:
-                if not future.done():  # a waiter cancelled meanwhile (its client went away)
-                    future.set_result(found)
+        _answer(batch, rows)
+
+
+def _arguments(batch: _Batch) -> dict[str, Any]:
+    return {**batch.params, batch.keys_param: padded(list(batch.waiters))}
+
+
+def _fail(batch: _Batch, exc: BaseException) -> None:
+    for futures in batch.waiters.values():
+        for future in futures:
+            if future.done():
+                continue
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+            else:
+                future.cancel()
+
+
+def _answer(batch: _Batch, rows: Sequence[Any]) -> None:
+    grouped: dict[Any, list[Any]] = {}
+    key_column = batch.key_column
+    for row in rows:
+        grouped.setdefault(getattr(row, key_column), []).append(row)
+    for key, futures in batch.waiters.items():
+        found = grouped.get(key, [])
+        for future in futures:
+            if not future.done():  # a waiter cancelled meanwhile (its client went away)
+                future.set_result(found)

@@ -133,7 +133,7 @@ class Reader:
         self._raw_sqlite: sqlite3.Connection | None = None
         self._pool: ReadPool | None = None
         self._batch_pool: ReadPool | None = None
-        self.coalescer = Coalescer(self.batched)
+        self.coalescer = Coalescer(self.batched, self.sqlite_rows if engine.dialect.name == "sqlite" else None)
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -221,19 +221,9 @@ class Reader:
         self, statement: Executable, params: Mapping[str, Any] | None = None, connection: asyncpg.Connection | None = None
     ) -> Sequence[Any]:
         params = params or {}
-        prepared = self._prepare(statement)
         if self._sync is not None:
-            # Statement events fire only on the SQLAlchemy path; while something listens (a
-            # statement counter), take that path so it sees every read.
-            if prepared is None or self._sync.dispatch.before_cursor_execute:
-                with self._sync.connect() as sync_connection:
-                    return sync_connection.execute(statement, params).all()
-            if self._raw_sqlite is None:
-                self._raw_sqlite = sqlite3.connect(self._sync.url.database or "", check_same_thread=False,
-                                                   isolation_level=None, timeout=30)
-                _read_only(self._raw_sqlite)
-            rows = self._raw_sqlite.execute(*prepared.bound(params)).fetchall()
-            return prepared.rows(rows)
+            return self.sqlite_rows(statement, params)
+        prepared = self._prepare(statement)
         if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
             async with self._async.connect() as own:  # type: ignore[union-attr]
                 return (await own.execute(statement, params)).all()
@@ -245,6 +235,21 @@ class Reader:
             return await self._fetch(own, prepared, params)
         finally:
             pool.release(own)
+
+    def sqlite_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """A read on SQLite, done in the calling (the event loop's) thread: nothing to wait for."""
+        assert self._sync is not None
+        prepared = self._prepare(statement)
+        # Statement events fire only on the SQLAlchemy path; while something listens (a statement
+        # counter), take that path so it sees every read.
+        if prepared is None or self._sync.dispatch.before_cursor_execute:
+            with self._sync.connect() as sync_connection:
+                return sync_connection.execute(statement, params).all()
+        if self._raw_sqlite is None:
+            self._raw_sqlite = sqlite3.connect(self._sync.url.database or "", check_same_thread=False,
+                                               isolation_level=None, timeout=30)
+            _read_only(self._raw_sqlite)
+        return prepared.rows(self._raw_sqlite.execute(*prepared.bound(params)).fetchall())
 
     @staticmethod
     async def _fetch(connection: asyncpg.Connection, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:

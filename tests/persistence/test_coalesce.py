@@ -177,3 +177,25 @@ def test_a_loop_stopped_before_its_batch_ran_leaves_other_loops_unaffected():
         assert [row.read_for for row in rows] == ["a"]
     finally:
         fresh.close()
+
+
+async def test_a_synchronous_read_answers_at_the_flush_and_fails_its_batch_alone():
+    """SQLite's read runs in the event loop's thread: answered when the batch flushes, with no task."""
+    calls: list[list[str]] = []
+
+    async def never(statement, params):
+        raise AssertionError("the synchronous read is used")
+
+    def run_now(statement, params):
+        calls.append(params["keys"])
+        if "bad" in params["keys"]:
+            raise RuntimeError("statement failed")
+        return [type("Row", (), {"read_for": key})() for key in params["keys"] if key is not None]
+
+    coalescer = Coalescer(never, run_now)
+    results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": org}, "keys", key, "read_for")
+                                     for org, key in (("o", "a"), ("o", "b"), ("p", "bad"))),
+                                   return_exceptions=True)
+    assert [row.read_for for row in results[0]] == ["a"] and [row.read_for for row in results[1]] == ["b"]
+    assert isinstance(results[2], RuntimeError)  # organisation p's batch failed; o's was answered
+    assert calls == [["a", "b"], ["bad"]]

@@ -31,7 +31,7 @@ class UnitOfWork:
         # Set for callers whose credentials only read: every write path goes through transaction().
         self.read_only = False
         self._read_connection: Any = None  # held for all of a request's reads (PostgreSQL)
-        self._read_lock: asyncio.Lock | None = None  # made on the first PostgreSQL read
+        self._read_lock = asyncio.Lock()
         self.clock: Clock = clock or SystemClock()
         self.dialect = sessions.kw["bind"].dialect.name if sessions.kw.get("bind") is not None else "sqlite"
 
@@ -58,8 +58,6 @@ class UnitOfWork:
             if not reader.holds_connections:  # SQLite reads are synchronous: nothing to interleave
                 return await reader.all(statement, params)
             # Dataloader batches of one request run concurrently; a connection takes one at a time.
-            if self._read_lock is None:
-                self._read_lock = asyncio.Lock()
             async with self._read_lock:
                 if self._read_connection is None:
                     self._read_connection = await reader.connect()
@@ -123,7 +121,6 @@ class UnitOfWork:
 
     async def _release_read_connection(self) -> None:
         if self._read_connection is not None:
-            assert self._read_lock is not None  # made with the connection
             async with self._read_lock:
                 connection, self._read_connection = self._read_connection, None
                 reader_for(self._sessions.kw["bind"]).release(connection)

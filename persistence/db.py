@@ -176,8 +176,7 @@ class Reader:
     async def batched(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         """A coalesced batch's read (persistence.coalesce). On PostgreSQL it runs on a few connections
         of its own: the requests waiting for the batch may hold every connection of the read pool."""
-        if (self._async is None or self._prepare(statement) is None
-                or self._async.sync_engine.dispatch.before_cursor_execute):  # SQLite, or SQLAlchemy's way
+        if self._async is None or self._through_sqlalchemy(self._prepare(statement)):
             return await self.all(statement, params)
         if self._batch_pool is None:
             self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS), _json_codecs(self._dialect))
@@ -224,7 +223,7 @@ class Reader:
         if self._sync is not None:
             return self.sqlite_rows(statement, params)
         prepared = self._prepare(statement)
-        if prepared is None or self._async.sync_engine.dispatch.before_cursor_execute:  # type: ignore[union-attr]
+        if self._through_sqlalchemy(prepared):
             async with self._async.connect() as own:  # type: ignore[union-attr]
                 return (await own.execute(statement, params)).all()
         if connection is not None:
@@ -236,13 +235,17 @@ class Reader:
         finally:
             pool.release(own)
 
+    def _through_sqlalchemy(self, prepared: _Prepared | None) -> bool:
+        """Whether a read takes SQLAlchemy's own path: a statement it could not prepare, or any while
+        something listens for statements (a counter), since statement events fire only on that path."""
+        engine = self._sync if self._sync is not None else self._async.sync_engine  # type: ignore[union-attr]
+        return prepared is None or bool(engine.dispatch.before_cursor_execute)
+
     def sqlite_rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         """A read on SQLite, done in the calling (the event loop's) thread: nothing to wait for."""
         assert self._sync is not None
         prepared = self._prepare(statement)
-        # Statement events fire only on the SQLAlchemy path; while something listens (a statement
-        # counter), take that path so it sees every read.
-        if prepared is None or self._sync.dispatch.before_cursor_execute:
+        if self._through_sqlalchemy(prepared):
             with self._sync.connect() as sync_connection:
                 return sync_connection.execute(statement, params).all()
         if self._raw_sqlite is None:

@@ -16,7 +16,7 @@ from domains.unit_of_work import UnitOfWork
 from gateway.auth import principal_for
 from gateway.context import Context
 from gateway.faces.engine import MISSING, CompiledRow, Inputs, Row
-from gateway.state import CLOCK, SESSIONS, request_id_of
+from gateway.state import CLOCK, REQUEST_ID, SESSIONS, request_id_of
 
 log = logging.getLogger("accrual.faces")
 
@@ -139,19 +139,16 @@ def add_unknown_routes(app: web.Application, prefix: str, dialect: Dialect) -> N
     shape that there is no such route (a path of another method names the methods it has)."""
 
     async def unknown(request: web.Request) -> web.Response:
-        request_id = request_id_of(request)
         allowed: set[str] = set()
         for resource in request.app.router.resources():
             if resource is not catch_all and resource is not bare_prefix:
                 allowed |= (await resource.resolve(request))[1]
         reason = f"Method Not Allowed; it takes {', '.join(sorted(allowed))}" if allowed else "Not Found"
-        response = dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({reason})"),
-                                          request_id)
-        response.headers["X-Request-Id"] = request_id
-        return response
+        return dialect.error_response(UnknownRoute(f"no route for {request.method} {request.path} ({reason})"),
+                                      request[REQUEST_ID])
 
-    bare_prefix = app.router.add_route("*", prefix, unknown).resource
-    catch_all = app.router.add_route("*", prefix + "/{unknown_path:.*}", unknown).resource
+    bare_prefix = app.router.add_route("*", prefix, with_request_id(unknown)).resource
+    catch_all = app.router.add_route("*", prefix + "/{unknown_path:.*}", with_request_id(unknown)).resource
 
 
 def log_unexpected(error: BaseException, request_id: str) -> None:

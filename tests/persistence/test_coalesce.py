@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import bindparam, select
@@ -14,16 +15,16 @@ from persistence import coalesce
 from persistence.coalesce import Coalescer
 from persistence.db import create_engine, session_factory
 from persistence.tables import Customer
+from tests.domains.test_customer_reads import _create
 
 _BY_ID = (select(Customer.id, Customer.name, Customer.id.label("read_for"))
           .where(Customer.org_id == bindparam("org_id"), Customer.id.in_(bindparam("keys", expanding=True))))
 
 
-async def _create(uow, tenant, name: str, parent_id: str | None = None):
-    fields = {"name": name, "email": f"{name.lower()}@example.com"}
-    if parent_id:
-        fields["hierarchy"] = {"parent_customer_id": parent_id}
-    return await customers.create_customer(uow, principal=tenant.principal, fields=fields)
+def _rows(params, **more):
+    """What a statement read by key gives back in these fakes: a row per key asked (padding left out)."""
+    return [SimpleNamespace(read_for=key, **{name: make(key) for name, make in more.items()})
+            for key in params["keys"] if key is not None]
 
 
 def _request_uow(database) -> UnitOfWork:
@@ -78,7 +79,7 @@ async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_
         await asyncio.sleep(0)
         if "bad" in params["keys"]:
             raise RuntimeError("statement failed")
-        return [type("Row", (), {"read_for": key, "value": key.upper()})() for key in params["keys"] if key is not None]
+        return _rows(params, value=str.upper)
 
     coalescer = Coalescer(run)
     good = [asyncio.ensure_future(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for")) for key in "abc"]
@@ -100,7 +101,7 @@ async def test_a_batch_carries_at_most_max_keys(monkeypatch):
 
     async def run(statement, params):
         calls.append(params["keys"])
-        return [type("Row", (), {"read_for": key})() for key in params["keys"]]
+        return _rows(params)
 
     coalescer = Coalescer(run)
     results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key % 7, "read_for")
@@ -158,7 +159,7 @@ async def test_a_batch_gets_a_connection_while_its_waiters_hold_every_read_conne
 
 def test_a_loop_stopped_before_its_batch_ran_leaves_other_loops_unaffected():
     async def run(statement, params):
-        return [type("Row", (), {"read_for": key})() for key in params["keys"] if key is not None]
+        return _rows(params)
 
     coalescer = Coalescer(run)
     stopped = asyncio.new_event_loop()
@@ -190,7 +191,7 @@ async def test_a_synchronous_read_answers_at_the_flush_and_fails_its_batch_alone
         calls.append(params["keys"])
         if "bad" in params["keys"]:
             raise RuntimeError("statement failed")
-        return [type("Row", (), {"read_for": key})() for key in params["keys"] if key is not None]
+        return _rows(params)
 
     coalescer = Coalescer(never, run_now)
     results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": org}, "keys", key, "read_for")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from operator import attrgetter
+from types import GeneratorType
 from typing import Any
 
 from graphql import (
@@ -165,12 +166,24 @@ class _Execution:
 _PASS_THROUGH = {"String": "str", "ID": "str", "Boolean": "bool", "Int": "int"}
 
 
+# Classes of resolver results found not awaitable. Whether an object is awaitable depends on its class
+# alone (`__await__`, or registration with collections.abc.Awaitable), except for a generator, which
+# a coroutine decorator may have flagged; the set grows with the classes resolvers return, no further.
+_PLAIN_CLASSES: set[type] = set()
+
+
+def _remember_plain(value: Any) -> None:
+    if value.__class__ is not GeneratorType:
+        _PLAIN_CLASSES.add(value.__class__)
+
+
 class _Generator:
     """Writes the Python source of a plan: one function per object selection."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.names: dict[str, Any] = {"isawaitable": isawaitable, "Future": asyncio.Future}
+        self.names: dict[str, Any] = {"isawaitable": isawaitable, "Future": asyncio.Future,
+                                      "PLAIN": _PLAIN_CLASSES, "plain": _remember_plain}
         self.resolver_fields: list[FieldPlan] = []
         self._counter = 0
 
@@ -230,8 +243,13 @@ class _Generator:
                 arguments = self._name("A", field_plan.static_args or {})
                 lines.append(f"    r = {resolver}(v, X.info({slot}), **{arguments})")
             later = self.converter(field_plan.plan)
+            rendered = self.expression(field_plan.plan, "r")
             lines.append("    if r is None:")
             lines.append(f"        out[{alias}] = None")
+            # Most resolvers return plain values: a class once found not awaitable skips the probe
+            # (isawaitable's ABC check costs more than the rest of the field).
+            lines.append("    elif r.__class__ in PLAIN:")
+            lines.append(f"        out[{alias}] = {rendered}")
             # A loader's future for a key it already holds (a primed row) is done: no need to wait.
             lines.append("    elif r.__class__ is Future and r.done():")
             lines.append(f"        out[{alias}] = {later}(r.result(), X)")
@@ -239,7 +257,8 @@ class _Generator:
             lines.append(f"        out[{alias}] = None")
             lines.append(f"        X.pending.append((out, {alias}, r, {later}))")
             lines.append("    else:")
-            lines.append(f"        out[{alias}] = {self.expression(field_plan.plan, 'r')}")
+            lines.append("        plain(r)")
+            lines.append(f"        out[{alias}] = {rendered}")
         lines += ["    return out", ""]
         self.lines += lines
         return name

@@ -217,3 +217,24 @@ def test_face_coercion_is_graphql_core_s(key):
     theirs = get_variable_values(schema._schema, row.compiled.operation.variable_definitions, row.variables(inputs))
     assert not isinstance(theirs, list), theirs
     assert row.variables(inputs, coerce=True) == theirs.coerced
+
+
+def test_plain_result_classes_are_remembered_but_never_generators_or_awaitables():
+    """A class found not awaitable skips the probe next time; a generator never does (a coroutine
+    decorator may flag one instance and not another), nor does anything awaitable."""
+    import asyncio
+
+    from gateway.faces.compiled import _PLAIN_CLASSES, _remember_plain
+
+    class Plain:
+        pass
+
+    def generator():
+        yield 1
+
+    _remember_plain(Plain())
+    _remember_plain(generator())
+    assert Plain in _PLAIN_CLASSES
+    assert type(generator()) not in _PLAIN_CLASSES
+    assert asyncio.Future not in _PLAIN_CLASSES
+    _PLAIN_CLASSES.discard(Plain)

@@ -64,10 +64,13 @@ async def _create_key(url: str, org_name: str, scopes: list[str], reseller: str 
     try:
         uow = UnitOfWork(session_factory(engine))
         org = await tenancy.find_organisation_by_name(uow, name=org_name)
+        # Taken before the rollback, which expires the row: reading it afterwards would reload it
+        # lazily, which an async session cannot do.
+        org_id = org.org_id if org is not None else None
         await uow.session.rollback()
-        if org is None:
-            org = await tenancy.create_organisation(uow, name=org_name)
-        key = await tenancy.create_api_key(uow, org_id=org.org_id, scopes=scopes, reseller_id=reseller)
+        if org_id is None:
+            org_id = (await tenancy.create_organisation(uow, name=org_name)).org_id
+        key = await tenancy.create_api_key(uow, org_id=org_id, scopes=scopes, reseller_id=reseller)
         await uow.close()
         return key
     finally:

@@ -112,18 +112,27 @@ def refuse_outside_life(subscription: Subscription, field: str, at: datetime) ->
         raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
 
 
-async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
-    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
-    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
-        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
+async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str, *,
+                        counting_void: bool = True) -> datetime | None:
+    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before.
+
+    A voided invoice counts: the period close goes on from the end of the last invoice, void or not (a
+    voided period is not billed again), so that end must stay a period boundary. ``counting_void=False``:
+    where the invoices still standing end."""
+    statement = select(func.max(Invoice.period_end).label("until")).where(
+        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id)
+    if not counting_void:
+        statement = statement.where(Invoice.status != "void")
+    rows = await uow.rows(statement)
     return rows[0].until if rows else None  # type: ignore[no-any-return]
 
 
 async def refuse_before_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
                                  at: datetime, field: str, change: str) -> None:
     """A change dated ``at`` inside billing already invoiced would change issued invoices, which are never
-    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``."""
-    invoiced = await last_invoiced(uow, principal, subscription.id)
+    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``.
+    Voided invoices do not count: they stay void, and the period close does not bill their periods again."""
+    invoiced = await last_invoiced(uow, principal, subscription.id, counting_void=False)
     if invoiced is not None and at < invoiced:
         raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; {change} before that would "
                                   "change issued invoices", field=field)

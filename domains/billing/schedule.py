@@ -14,7 +14,8 @@ Rules (as Orb's schedule_plan_change): ``immediate`` changes at now (at the star
 subscription), ``end_of_subscription_term`` at the end of the current term (as cancellation computes
 it), ``requested_date`` at ``change_date`` (backdating allowed, not before the start nor at/after the
 end). At most one change is pending (in the future): a new change replaces it, and also supersedes
-every change at or after its own date (a backdated change rewrites the history after it). The plan
+every change at or after its own date (a backdated change rewrites the history after it); the current
+plan's phase transitions dated before both (a trigger_phase ahead) stay, as its phase schedule. The plan
 must be active and bill in the subscription's currency. A backdated change that would move billing
 periods already invoiced (re-anchoring them, or undoing a re-anchoring) is refused:
 ``refuse_rebilling_invoiced``.
@@ -415,10 +416,15 @@ async def schedule_plan_change(
         # what is invoiced.
         proposed = ProposedChange(new_id(), plan.id, at, now,
                                   billing_cycle_alignment=None if alignment == "unchanged" else alignment)
+        # Superseded: the changes from its date on, and the pending plan change it replaces with what was
+        # made on that plan (the current plan's phase transitions before either stay).
+        changes = await plan_changes_of(uow, principal, subscription.id)
+        pending = _first_pending_plan_change(changes, now)
+        cut = at if pending is None else min(at, pending)
         await refuse_rebilling_invoiced(uow, principal, subscription, proposed=proposed, field="change_date",
-                                        keep=lambda c: c.effective_date < at and c.effective_date <= now)
-        await drop_changes(uow, principal, subscription.id, or_(
-            SubscriptionPlanChange.effective_date >= at, SubscriptionPlanChange.effective_date > now))  # type: ignore[operator]
+                                        changes=changes, keep=lambda c: c.effective_date < cut)
+        await drop_changes(uow, principal, subscription.id,
+                           SubscriptionPlanChange.effective_date >= cut)  # type: ignore[operator]
         uow.session.add(SubscriptionPlanChange(
             id=proposed.id, org_id=principal.org_id, subscription_id=subscription.id, plan_id=plan.id,
             effective_date=at, created_at=now, billing_cycle_alignment=proposed.billing_cycle_alignment,
@@ -428,6 +434,12 @@ async def schedule_plan_change(
         subscription.updated_at = now
         await uow.session.flush()
     return subscription
+
+
+def _first_pending_plan_change(changes: Iterable[SubscriptionPlanChange], now: datetime) -> datetime | None:
+    """When the first plan change a caller scheduled (a row naming no phase) still to take effect does."""
+    return min((c.effective_date for c in changes if c.plan_phase_order is None and c.effective_date > now),
+               default=None)
 
 
 async def drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: str, condition: Any) -> int:
@@ -440,15 +452,20 @@ async def drop_changes(uow: UnitOfWork, principal: Principal, subscription_id: s
 async def unschedule_pending_plan_changes(
     uow: UnitOfWork, *, principal: Principal, subscription_id: str
 ) -> Subscription:
-    """Drop the plan change that has not taken effect yet: the subscription stays on its current plan."""
+    """Drop the plan change that has not taken effect yet: the subscription stays on its current plan.
+
+    Its phase transitions before that change (a trigger_phase dated ahead, an initial_phase_order at a
+    future start) are the current plan's own phase schedule and stay; those from the change's date on
+    were made on the plan it leads to and go with it."""
     now = uow.clock.now()
     async with uow.transaction():
         subscription = await subscriptions.lock_unended(uow, principal, subscription_id, now)
-        dropped = await drop_changes(uow, principal, subscription.id,
-                                     SubscriptionPlanChange.effective_date > now)  # type: ignore[operator]
-        if not dropped:
+        pending = _first_pending_plan_change(await plan_changes_of(uow, principal, subscription.id), now)
+        if pending is None:
             raise ConstraintViolation(f"subscription {subscription_id!r} has no pending plan change",
                                       field="subscription_id")
+        await drop_changes(uow, principal, subscription.id,
+                           SubscriptionPlanChange.effective_date >= pending)  # type: ignore[operator]
         subscription.updated_at = now
         await uow.session.flush()
     return subscription

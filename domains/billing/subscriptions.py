@@ -112,18 +112,27 @@ def refuse_outside_life(subscription: Subscription, field: str, at: datetime) ->
         raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
 
 
-async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
-    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before."""
-    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
-        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
+async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str, *,
+                        counting_void: bool = True) -> datetime | None:
+    """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before.
+
+    A voided invoice counts: the period close goes on from the end of the last invoice, void or not (a
+    voided period is not billed again), so that end must stay a period boundary. ``counting_void=False``:
+    where the invoices still standing end."""
+    statement = select(func.max(Invoice.period_end).label("until")).where(
+        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id)
+    if not counting_void:
+        statement = statement.where(Invoice.status != "void")
+    rows = await uow.rows(statement)
     return rows[0].until if rows else None  # type: ignore[no-any-return]
 
 
 async def refuse_before_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
                                  at: datetime, field: str, change: str) -> None:
     """A change dated ``at`` inside billing already invoiced would change issued invoices, which are never
-    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``."""
-    invoiced = await last_invoiced(uow, principal, subscription.id)
+    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``.
+    Voided invoices do not count: they stay void, and the period close does not bill their periods again."""
+    invoiced = await last_invoiced(uow, principal, subscription.id, counting_void=False)
     if invoiced is not None and at < invoiced:
         raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; {change} before that would "
                                   "change issued invoices", field=field)
@@ -151,8 +160,9 @@ def trial_days_of(value: Any) -> int:
     return value
 
 
-def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | None:
-    """The anchor a billing_cycle_anchor_configuration asks for (None: the start date).
+def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> tuple[datetime | None, int | None]:
+    """The anchor a billing_cycle_anchor_configuration asks for (None: the start date), and its month
+    (None when it gave none: the anchor's month is then derived, not configured, and reads back null).
 
     ``day``: periods start on that day of the month (UTC midnight; a shorter month's last day), the
     first one on the first such day at or after the start; the stretch before it is a short, prorated
@@ -164,7 +174,7 @@ def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | No
     if aligned is not None and not isinstance(aligned, bool):
         raise ValidationFailed("align_billing_with_subscription_start_date", "must be true or false")
     if config is None:
-        return None
+        return None, None
     if aligned:
         raise ValidationFailed("align_billing_with_subscription_start_date",
                                "give it or billing_cycle_anchor_configuration, not both")
@@ -178,13 +188,13 @@ def _billing_anchor(fields: Mapping[str, Any], start: datetime) -> datetime | No
     if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
         raise ValidationFailed(f"{field}.day", "must be a day of the month from 1 to 31")
     if month is None:
-        return cycles.day_anchor(start, day)
+        return cycles.day_anchor(start, day), None
     if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
         raise ValidationFailed(f"{field}.month", "must be a month from 1 to 12")
     if day > calendar.monthrange(2024, month)[1]:  # a leap year: Feb 29 is a day February can have
         raise ValidationFailed(f"{field}.day", f"month {month} has no day {day}")
     # Any year: the grid extends both ways; the month sets which months longer cadences start in.
-    return datetime(start.year, month, day, tzinfo=UTC)
+    return datetime(start.year, month, day, tzinfo=UTC), month
 
 
 def _one_of_ids(fields: Mapping[str, Any], by_id: str, by_external: str) -> tuple[str, str]:
@@ -256,7 +266,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
     if end is not None and end <= start:
         raise ValidationFailed("end_date", f"must be after the start_date ({start.isoformat()})")
     auto_collection = auto_collection_of(fields.get("auto_collection"))
-    anchor = _billing_anchor(fields, start)
+    anchor, anchor_month = _billing_anchor(fields, start)
     memo = memo_of(fields.get("default_invoice_memo"))
     trial_days = None if fields.get("trial_duration_days") is None else trial_days_of(fields["trial_duration_days"])
     metadata = merge_metadata("metadata", fields.get("metadata"))
@@ -277,7 +287,7 @@ async def create_subscription(uow: UnitOfWork, *, principal: Principal, fields: 
         id=new_id(), org_id=principal.org_id, customer_id=customer.id, plan_id=plan.id, currency=plan.currency,
         start_date=start, end_date=end, net_terms=net_terms, auto_collection=auto_collection,
         subscription_metadata=metadata, created_at=now, updated_at=now, billing_anchor=anchor,
-        default_invoice_memo=memo,
+        billing_anchor_month=anchor_month, default_invoice_memo=memo,
         trial_end_date=start + timedelta(days=trial_days) if trial_days else None,
     )
     async with uow.transaction():

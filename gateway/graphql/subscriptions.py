@@ -165,11 +165,17 @@ class SubscriptionType:
     async def billing_cycle_day(root: SubscriptionRow, info: Resolve) -> int:
         return (await _current_anchor(root, info)).day
 
-    @strawberry.field(description="The day of month billing periods are anchored on now (see billingCycleDay).")
+    @strawberry.field(description="The day of month billing periods are anchored on now (see billingCycleDay), "
+                                  "and the month the configuration gave while its anchor holds (else null).")
     @staticmethod
     async def billing_cycle_anchor_configuration(root: SubscriptionRow,
                                                  info: Resolve) -> BillingCycleAnchorConfiguration:
-        return BillingCycleAnchorConfiguration(day=(await _current_anchor(root, info)).day, month=None, year=None)
+        anchor = await _current_anchor(root, info)
+        # A plan change's alignment or an aligned phase re-anchors on a date: it gives a day, no month
+        # (the months then follow that date, as with a configuration of a day only), so the configured
+        # month reads back only while billing still follows the configured anchor.
+        month = root.billing_anchor_month if anchor == root.billing_anchor else None
+        return BillingCycleAnchorConfiguration(day=anchor.day, month=month, year=None)
 
     @strawberry.field(description="The end of its free trial (no fixed fees before it); null: no trial.")
     @staticmethod

@@ -38,6 +38,8 @@ class Subscription(SQLModel, table=True):
     trial_end_date: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Billing periods are anchored here (its day of month and time of day); null: at start_date.
     billing_anchor: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The month billing_cycle_anchor_configuration gave (read back as given); null: none was given.
+    billing_anchor_month: int | None = None
     # The memo its issued invoices carry.
     default_invoice_memo: str | None = None
     subscription_metadata: dict[str, str] = Field(default_factory=dict,

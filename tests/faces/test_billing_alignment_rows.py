@@ -183,3 +183,41 @@ async def test_the_graph_and_json_rpc_take_the_same_fields_and_refuse_the_same(c
     refused = await rpc("subscriptions.create", {"customer_id": customer["id"], "plan_id": basic["id"],
                                                  "price_overrides": []})
     assert refused["error"]["data"]["field"] == "price_overrides", refused
+
+
+async def test_an_anchor_month_reads_back_as_configured_until_a_re_anchoring_takes_over(client, tenant):
+    key = tenant.key
+    basic, pro, customer = await _world(client, key)
+    body = {"customer_id": customer["id"], "plan_id": basic["id"], "start_date": "2024-01-15T00:00:00Z"}
+    status, sub = await _call(client, key, "POST", "/v1/subscriptions", {
+        **body, "billing_cycle_anchor_configuration": {"day": 15, "month": 2}})
+    assert status == 201 and sub["billing_cycle_anchor_configuration"] == {"day": 15, "month": 2, "year": None}, sub
+    status, day_only = await _call(client, key, "POST", "/v1/subscriptions", {
+        **body, "billing_cycle_anchor_configuration": {"day": 15}})
+    assert status == 201 and day_only["billing_cycle_anchor_configuration"] == {"day": 15, "month": None, "year": None}
+    path = f"/v1/subscriptions/{sub['id']}"
+    # A re-anchoring change still pending leaves the configured anchor (and its month) in effect.
+    status, pending = await _call(client, key, "POST", f"{path}/schedule_plan_change", {
+        "plan_id": pro["id"], "change_option": "requested_date", "change_date": "2090-03-10T00:00:00Z",
+        "billing_cycle_alignment": "plan_change_date"})
+    assert status == 200 and pending["billing_cycle_anchor_configuration"] == {"day": 15, "month": 2, "year": None}
+    _, fetched = await _call(client, key, "GET", path)
+    assert fetched["billing_cycle_anchor_configuration"] == {"day": 15, "month": 2, "year": None}
+    # In effect, it anchors billing on its date: a day, no configured month any more.
+    status, moved = await _call(client, key, "POST", f"{path}/schedule_plan_change", {
+        "plan_id": pro["id"], "change_option": "requested_date", "change_date": "2024-03-10T00:00:00Z",
+        "billing_cycle_alignment": "plan_change_date"})
+    assert status == 200 and moved["billing_cycle_anchor_configuration"] == {"day": 10, "month": None, "year": None}
+    # A change that keeps the billing cycle keeps the configured month.
+    status, kept = await _call(client, key, "POST", f"{path}/schedule_plan_change", {
+        "plan_id": basic["id"], "change_option": "requested_date", "change_date": "2024-03-10T00:00:00Z"})
+    assert status == 200 and kept["billing_cycle_anchor_configuration"] == {"day": 15, "month": 2, "year": None}
+
+    response = await client.post("/graphql", headers=tenant.bearer, json={"query": """
+        mutation($input: SubscriptionInput!) { createSubscription(input: $input) {
+            billingCycleAnchorConfiguration { day month year } } }""", "variables": {"input": {
+        "customerId": customer["id"], "planId": basic["id"], "startDate": "2024-01-15T00:00:00Z",
+        "billingCycleAnchorConfiguration": {"day": 28, "month": 11}}}})
+    created = await response.json()
+    assert created["data"]["createSubscription"]["billingCycleAnchorConfiguration"] == {
+        "day": 28, "month": 11, "year": None}, created

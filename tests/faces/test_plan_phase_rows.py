@@ -213,3 +213,14 @@ async def test_align_billing_with_phase_start_date_on_every_face(client, tenant)
     assert [(c["timeframe_start"], c["timeframe_end"], c["subtotal"]) for c in costs["data"]] == [
         ("2024-01-01T00:00:00Z", "2024-01-20T00:00:00Z", "6.13"),
         ("2024-01-20T00:00:00Z", "2024-02-20T00:00:00Z", "31.00")], costs
+
+
+async def test_an_anchor_month_reads_back_until_a_phase_aligning_billing_starts(client, tenant):
+    key = tenant.key
+    _, plan = await _phased_plan(client, key, ALIGNED)
+    sub = await _subscription(client, key, plan["id"], billing_cycle_anchor_configuration={"day": 1, "month": 2})
+    assert sub["billing_cycle_anchor_configuration"] == {"day": 1, "month": 2, "year": None}, sub
+    # Phase 2 re-anchors billing at its start (Jan 20): its anchor is that date, with no configured month.
+    status, moved = await _call(client, key, "POST", f"/v1/subscriptions/{sub['id']}/trigger_phase",
+                                {"effective_date": "2024-01-20"})
+    assert status == 200 and moved["billing_cycle_anchor_configuration"] == {"day": 20, "month": None, "year": None}

@@ -331,3 +331,44 @@ async def test_a_cancellation_or_a_fixed_fee_quantity_change_may_not_reach_into_
     ended = await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
                                            cancellation_date="2024-02-05T00:00:00Z")
     assert ended.end_date == at(2024, 2, 5)
+
+
+
+async def test_a_voided_invoice_does_not_hold_back_a_change_inside_its_period(unit, tenant):
+    # A voided invoice stays void and the period close goes on from its end (its period is not billed
+    # again): a backdated quantity change or cancellation inside it alters no invoice standing, so only the
+    # invoices still standing hold changes back.
+    p = tenant.principal
+    basic = await make_plan(unit, p, fee="31.00", name="Basic")
+    fee_id = next(price.id for price in (await charges.Catalog().prices_by_plan_ids(unit, p, [basic.id]))[basic.id]
+                  if price.billable_metric_id is None)
+    sub_id, ended_id, other_id = [(await make_subscription(unit, p, basic, START)).id for _ in range(3)]
+    _move(unit, at(2024, 3, 10))
+    issued = {(i.subscription_id, i.period_start): i.id for i in await _issued(unit, p)}
+    assert sorted(issued) == sorted((s, moment) for s in (sub_id, ended_id, other_id)
+                                    for moment in (START, at(2024, 2, 1)))
+    for invoice in ((sub_id, at(2024, 2, 1)), (ended_id, at(2024, 2, 1)), (other_id, START)):
+        await invoices.void_invoice(unit, principal=p, invoice_id=issued[invoice])
+
+    # Voiding January with February standing frees nothing: February would change.
+    with pytest.raises(ConstraintViolation) as refused:
+        await subs.cancel_subscription(unit, principal=p, subscription_id=other_id, cancel_option="requested_date",
+                                       cancellation_date="2024-01-20T00:00:00Z")
+    assert refused.value.field == "cancellation_date" and "invoiced up to 2024-03-01" in str(refused.value)
+    # January still stands: a change inside it is refused as before.
+    with pytest.raises(ConstraintViolation) as refused:
+        await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+            "price_id": fee_id, "quantity": 3, "change_option": "effective_date", "effective_date": "2024-01-20"})
+    assert refused.value.field == "effective_date" and "invoiced up to 2024-02-01" in str(refused.value)
+    # Inside the voided February: taken.
+    await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+        "price_id": fee_id, "quantity": 3, "change_option": "effective_date", "effective_date": "2024-02-15"})
+    ended = await subs.cancel_subscription(unit, principal=p, subscription_id=ended_id,
+                                           cancel_option="requested_date", cancellation_date="2024-02-20T00:00:00Z")
+    assert ended.end_date == at(2024, 2, 20)
+    # February is not billed again, for either; March bills the new quantity, the ended one nothing.
+    assert await _issued(unit, p) == []
+    _move(unit, at(2024, 4, 2))
+    assert sorted((i.subscription_id, i.period_start, i.period_end, i.total) for i in await _issued(unit, p)) == \
+        sorted([(sub_id, at(2024, 3, 1), at(2024, 4, 1), D("93.00")),
+                (other_id, at(2024, 3, 1), at(2024, 4, 1), D("31.00"))])

@@ -271,3 +271,44 @@ async def test_a_trigger_on_a_plan_change_date_wins_whatever_order_the_rows_come
         assert [(ph.phase_order, ph.start, ph.end) for ph in schedule.phases_of(sub, order, {
             phased.id: [PhaseDefinition(1, 10, "daily"), PhaseDefinition(2, None, None)]})] == expected
     assert await _phases(unit, p, sub.id) == expected
+
+
+async def test_unscheduling_a_plan_change_keeps_the_phase_schedule(unit, tenant):
+    p = tenant.principal
+    phased = await _phased_plan(unit, p, THREE_PHASES)
+    plain = await make_plan(unit, p, fee="31.00")
+    # A plan change scheduled (Mar 15), phase 2 triggered ahead (Jan 20), the change replaced by another
+    # (Mar 20): the trigger is the plan's own schedule and stays, and unscheduling drops the change only.
+    sub = (await make_subscription(unit, p, phased, at(2031, 1, 1))).id
+    unit.clock = FixedClock(at(2031, 1, 5))
+    for change_date in ("2031-03-15T00:00:00Z", "2031-03-20T00:00:00Z"):
+        await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub, fields={
+            "plan_id": plain.id, "change_option": "requested_date", "change_date": change_date})
+        if change_date.startswith("2031-03-15"):
+            await phases.trigger_phase(unit, principal=p, subscription_id=sub, fields={"effective_date": "2031-01-20"})
+    assert await _phases(unit, p, sub) == [
+        (1, at(2031, 1, 1), at(2031, 1, 20)), (2, at(2031, 1, 20), at(2031, 2, 20)),
+        (3, at(2031, 2, 20), at(2031, 3, 20)), (None, at(2031, 3, 20), None)]
+    await schedule.unschedule_pending_plan_changes(unit, principal=p, subscription_id=sub)
+    assert await _phases(unit, p, sub) == [
+        (1, at(2031, 1, 1), at(2031, 1, 20)), (2, at(2031, 1, 20), at(2031, 2, 20)), (3, at(2031, 2, 20), None)]
+
+    # A trigger made on the plan a pending change leads to goes with the change (left alone, it would move
+    # the subscription onto that plan at the trigger's date).
+    other = (await make_subscription(unit, p, plain, at(2031, 1, 1))).id
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=other, fields={
+        "plan_id": phased.id, "change_option": "requested_date", "change_date": "2031-01-11T00:00:00Z"})
+    await phases.trigger_phase(unit, principal=p, subscription_id=other, fields={"effective_date": "2031-01-15"})
+    await schedule.unschedule_pending_plan_changes(unit, principal=p, subscription_id=other)
+    assert await _phases(unit, p, other) == [(None, at(2031, 1, 1), None)]
+    assert await schedule.plan_changes_of(unit, p, other) == []
+
+    # An upcoming subscription entering its plan in phase 2: that transition is a row dated at the (future)
+    # start, part of its own schedule, not a plan change anyone scheduled.
+    upcoming = (await make_subscription(unit, p, phased, at(2031, 2, 1), initial_phase_order=2)).id
+    for sub_id in (sub, upcoming):  # (a refusal rolls back and expires the session's rows: ids only from here)
+        with pytest.raises(ConstraintViolation) as none:
+            await schedule.unschedule_pending_plan_changes(unit, principal=p, subscription_id=sub_id)
+        assert none.value.field == "subscription_id" and "no pending plan change" in str(none.value)
+    assert await _phases(unit, p, upcoming) == [(2, at(2031, 2, 1), at(2031, 3, 1)), (3, at(2031, 3, 1), None)]
+    assert len(await _phases(unit, p, sub)) == 3

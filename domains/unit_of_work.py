@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domains.clock import Clock, SystemClock
 from domains.errors import PermissionDenied
-from persistence.db import CUSTOM_PLAN, WRITE_INTENT, reader_for
+from persistence.db import CUSTOM_PLAN, WRITE_INTENT, ReadConnectionLost, reader_for
 
 
 class UnitOfWork:
@@ -61,6 +61,14 @@ class UnitOfWork:
             async with self._read_lock:
                 if self._read_connection is None:
                     self._read_connection = await reader.connect()
+                try:
+                    return await reader.all(statement, params, self._read_connection)
+                except ReadConnectionLost:
+                    # Ended by the server while idle in the pool (a restart, an idle timeout) or lost
+                    # mid-read, before any row came: a read is idempotent, so once more on a new one.
+                    lost, self._read_connection = self._read_connection, None
+                    reader.release(lost)
+                    self._read_connection = await reader.connect_new()
                 return await reader.all(statement, params, self._read_connection)
         if (self.is_postgres and not self._custom_plans
                 and statement.get_execution_options().get(CUSTOM_PLAN)):  # type: ignore[attr-defined]

@@ -13,11 +13,16 @@ caller's organisation among them) are the same.
 The list of keys is padded with nulls to the next of a few lengths, so a statement takes a handful of
 forms (each a prepared statement per PostgreSQL connection) however the batches vary: a statement read
 here must let a null key match nothing (`=` and `IN` do).
+
+A batch that fails reads its keys again one statement each, so that only the waiters of a key that
+makes the statement fail (a value its conversion or a cast refuses) get the error: unless the
+failure says the database was not there to read (see `unavailable`), which every key would meet again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import weakref
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import Any
@@ -55,16 +60,23 @@ class _Turn:
         self.tasks: set[asyncio.Task[None]] = set()  # held until done: the loop keeps weak references
 
 
+def _connection_failed(error: Exception) -> bool:
+    return isinstance(error, OSError)  # refused, reset, timed out
+
+
 class Coalescer:
     """`rows(statement, params, keys_param, key, key_column)`: the rows of `statement` run with
     `keys_param` bound to a list of keys, whose `key_column` equals `key`. `run(statement, params)`
     must get a connection no caller of `rows` holds while it waits (persistence.db.Reader.batched):
-    else callers holding every connection wait for a batch that waits for a connection."""
+    else callers holding every connection wait for a batch that waits for a connection.
+    `unavailable(error)`: whether a failed read failed for want of the database (a lost or refused
+    connection, a cancelled statement), which reading the keys one by one would only repeat."""
 
     def __init__(self, run: Callable[[Any, Mapping[str, Any]], Awaitable[Sequence[Any]]],
-                 run_now: Callable[[Any, Mapping[str, Any]], Sequence[Any]] | None = None) -> None:
+                 run_now: Callable[[Any, Mapping[str, Any]], Sequence[Any]] | None = None,
+                 unavailable: Callable[[Exception], bool] = _connection_failed) -> None:
         # run_now: the same read done synchronously (SQLite's), answered at the flush without a task.
-        self._run, self._run_now = run, run_now
+        self._run, self._run_now, self._unavailable = run, run_now, unavailable
         self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
 
     async def rows(self, statement: Any, params: Mapping[str, Any], keys_param: str, key: Any,
@@ -93,8 +105,8 @@ class Coalescer:
             if self._run_now is not None:
                 try:
                     rows = self._run_now(batch.statement, _arguments(batch))
-                except Exception as exc:  # noqa: BLE001 (each waiter fails as the statement did)
-                    _fail(batch, exc)
+                except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
+                    self._failed_now(batch, exc)
                 else:
                     _answer(batch, rows)
                 continue
@@ -102,30 +114,112 @@ class Coalescer:
             turn.tasks.add(task)
             task.add_done_callback(turn.tasks.discard)
 
+    def _reading_alone_helps(self, batch: _Batch, exc: Exception) -> bool:
+        # Not for one key (its statement would be the same), nor when the database was not there to
+        # read: a lost or refused connection (the reader already read once more on a new one), a
+        # statement cancelled (statement_timeout, an administrator) or the server shutting down, which
+        # each key would meet again, one after the other, each waiter waiting longer for the same error.
+        return len(batch.waiters) > 1 and not self._unavailable(exc)
+
+    def _failed_now(self, batch: _Batch, exc: Exception) -> None:
+        if not self._reading_alone_helps(batch, exc):
+            _fail(batch, exc)
+            return
+        run_now = self._run_now
+        assert run_now is not None
+        unavailable: Exception | None = None
+        for key, futures in batch.waiters.items():
+            if unavailable is not None:
+                _fail_waiters(futures, unavailable)
+            elif _waited(futures):
+                try:
+                    rows = run_now(batch.statement, _key_arguments(batch, key))
+                except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
+                    _fail_waiters(futures, key_exc)
+                    unavailable = key_exc if self._unavailable(key_exc) else None
+                else:
+                    _answer_waiters(futures, key, batch.key_column, rows)
+
     async def _run_batch(self, batch: _Batch) -> None:
         try:
-            rows = await self._run(batch.statement, _arguments(batch))
-        except BaseException as exc:  # each waiter fails as the statement did (cancelled: cancelled)
-            _fail(batch, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+            try:
+                rows = await self._run(batch.statement, _arguments(batch))
+            except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
+                if self._reading_alone_helps(batch, exc):
+                    await self._one_by_one(batch)
+                else:
+                    _fail(batch, exc)
+                return
+        except BaseException:  # cancelled (the loop is closing): so are its waiters
+            for futures in batch.waiters.values():
+                for future in futures:
+                    future.cancel()
+            raise
         _answer(batch, rows)
+
+    async def _one_by_one(self, batch: _Batch) -> None:
+        """Each key of a failed batch in a statement of its own, one after the other (a failing batch
+        does not become a burst of statements). Once one fails for want of the database, the keys left
+        fail as it did."""
+        unavailable: Exception | None = None
+        for key, futures in batch.waiters.items():
+            if unavailable is not None:
+                _fail_waiters(futures, unavailable)
+            elif _waited(futures):
+                try:
+                    rows = await self._run(batch.statement, _key_arguments(batch, key))
+                except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
+                    _fail_waiters(futures, key_exc)
+                    unavailable = key_exc if self._unavailable(key_exc) else None
+                else:
+                    _answer_waiters(futures, key, batch.key_column, rows)
 
 
 def _arguments(batch: _Batch) -> dict[str, Any]:
     return {**batch.params, batch.keys_param: padded(list(batch.waiters))}
 
 
-def _fail(batch: _Batch, exc: BaseException) -> None:
+def _key_arguments(batch: _Batch, key: Any) -> dict[str, Any]:
+    return {**batch.params, batch.keys_param: [key]}
+
+
+def _waited(futures: list[asyncio.Future[list[Any]]]) -> bool:
+    """Whether a key's read is still awaited (its waiters may all have been cancelled meanwhile)."""
+    return not all(future.done() for future in futures)
+
+
+def _fail(batch: _Batch, exc: Exception) -> None:
     for futures in batch.waiters.values():
-        for future in futures:
-            if future.done():
-                continue
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-            else:
-                future.cancel()
+        _fail_waiters(futures, exc)
+
+
+def _fail_waiters(futures: list[asyncio.Future[list[Any]]], exc: Exception) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(_own_copy(exc))
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """`exc` for one waiter. Raised in several requests' tasks, one object would carry whichever
+    request raised it last in its __traceback__ and __context__ and every note any of them added, and
+    keep the frames of each alive as long as any one kept the error (a log record, an error report)."""
+    try:
+        own = copy.copy(exc)  # its class, arguments and attributes (a SQLSTATE, the statement)
+    except Exception:  # noqa: BLE001 (a class that cannot be built again from its arguments)
+        return exc
+    own.__cause__, own.__context__ = exc.__cause__, exc.__context__
+    own.__suppress_context__ = exc.__suppress_context__
+    if hasattr(exc, "__notes__"):
+        own.__notes__ = list(exc.__notes__)
+    return own.with_traceback(exc.__traceback__)  # the frames where the statement failed
+
+
+def _answer_waiters(futures: list[asyncio.Future[list[Any]]], key: Any, key_column: str,
+                    rows: Sequence[Any]) -> None:
+    found = [row for row in rows if getattr(row, key_column) == key]
+    for future in futures:
+        if not future.done():
+            future.set_result(found)
 
 
 def _answer(batch: _Batch, rows: Sequence[Any]) -> None:

@@ -15,6 +15,7 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy import JSON, Engine, Executable, event
 from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,12 +40,38 @@ WRITE_INTENT = "accrual_write_intent"
 CUSTOM_PLAN = "accrual_custom_plan"
 
 
+class ReadConnectionLost(ConnectionError):
+    """A read's connection closed under it (the server or the network ended it, while it idled in the
+    pool or mid-statement) before any of its rows came back: the read may run again elsewhere."""
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a PostgreSQL error, raised by asyncpg or wrapped by SQLAlchemy."""
+    return getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+
+
 def refused_cast(error: BaseException) -> bool:
     """Whether `error` is PostgreSQL's invalid_parameter_value (SQLSTATE 22023), raised by asyncpg or
     wrapped by SQLAlchemy: what a cast of a jsonb string, boolean, null, array or object to a number
     fails with."""
-    state = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
-    return state == "22023"
+    return _sqlstate(error) == "22023"
+
+
+# SQLSTATE classes of failures that are the database's, not the statement's: connection exceptions,
+# invalid authorization, operator intervention (a statement cancelled by statement_timeout or an
+# administrator, the server shutting down or starting up); and too_many_connections (53300).
+_UNAVAILABLE_CLASSES = ("08", "28", "57")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """Whether a read failed because the database could not be reached or gave up on it, not because of
+    what it read: the same read of other keys would fail alike (persistence.coalesce)."""
+    if isinstance(error, OSError):  # refused, reset, timed out; ReadConnectionLost
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    state = _sqlstate(error)
+    return state is not None and (state[:2] in _UNAVAILABLE_CLASSES or state == "53300")
 
 
 def is_postgres(engine: AsyncEngine) -> bool:
@@ -74,7 +101,20 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, **kwargs: Any) -> AsyncEngine
     # requests on a pool of 10 cost more than the requests' own queries.
     kwargs.setdefault("pool_size", int(os.environ.get("ACCRUAL_DATABASE_POOL_SIZE", "20")))
     kwargs.setdefault("max_overflow", 20)
-    return create_async_engine(url, pool_pre_ping=False, **kwargs)
+    # No pool_pre_ping: on asyncpg it costs each checkout three round trips (BEGIN, a ping, ROLLBACK).
+    engine = create_async_engine(url, pool_pre_ping=False, **kwargs)
+    event.listen(engine.sync_engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection the server ended while it idled (a restart, pg_terminate_backend, an idle
+    timeout) is closed on asyncpg's side as soon as the event loop reads its end; SQLAlchemy's pool does
+    not look, and the transaction given it would fail on its first statement. Raising this makes the
+    pool open another in its place. No round trip: a connection lost in the instant before its
+    checkout still fails the transaction, which is not retried (a write is not idempotent)."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this connection while it was idle")
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -133,7 +173,8 @@ class Reader:
         self._raw_sqlite: sqlite3.Connection | None = None
         self._pool: ReadPool | None = None
         self._batch_pool: ReadPool | None = None
-        self.coalescer = Coalescer(self.batched, self.sqlite_rows if engine.dialect.name == "sqlite" else None)
+        self.coalescer = Coalescer(self.batched, self.sqlite_rows if engine.dialect.name == "sqlite" else None,
+                                   unavailable=database_unavailable)
         if engine.dialect.name == "sqlite":
             url = engine.url.set(drivername="sqlite+pysqlite")
             self._sync = create_sync_engine(
@@ -176,15 +217,21 @@ class Reader:
     async def batched(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
         """A coalesced batch's read (persistence.coalesce). On PostgreSQL it runs on a few connections
         of its own: the requests waiting for the batch may hold every connection of the read pool."""
-        if self._async is None or self._through_sqlalchemy(self._prepare(statement)):
+        prepared = self._prepare(statement)
+        if self._async is None or self._through_sqlalchemy(prepared):
             return await self.all(statement, params)
-        if self._batch_pool is None:
-            self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS), _json_codecs(self._dialect))
-        connection = await self._batch_pool.acquire()
+        pool = self._batch_pool
+        if pool is None:
+            pool = self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS),
+                                               _json_codecs(self._dialect))
+        connection = await pool.acquire()
         try:
-            return await self.all(statement, params, connection)
+            return await self._fetch(connection, prepared, params)  # type: ignore[arg-type]
+        except ReadConnectionLost:
+            pass  # read again below, once this connection is back
         finally:
-            self._batch_pool.release(connection)
+            pool.release(connection)
+        return await self._again(pool, prepared, params)  # type: ignore[arg-type]
 
     @property
     def own_engines(self) -> list[Engine]:
@@ -213,17 +260,31 @@ class Reader:
             return None
         return await self._read_pool().acquire()
 
+    async def connect_new(self) -> asyncpg.Connection:
+        """A newly opened one, in place of a connection `all` found lost (ReadConnectionLost)."""
+        return await self._read_pool().acquire_new()
+
     def release(self, connection: asyncpg.Connection) -> None:
         self._read_pool().release(connection)
 
     async def all(
         self, statement: Executable, params: Mapping[str, Any] | None = None, connection: asyncpg.Connection | None = None
     ) -> Sequence[Any]:
+        """The rows of a read. On PostgreSQL a read on `connection` raises ReadConnectionLost if that
+        connection is found lost (its holder reads again on another); without one, the read retries
+        itself on a newly opened connection."""
         params = params or {}
         if self._sync is not None:
             return self.sqlite_rows(statement, params)
         prepared = self._prepare(statement)
         if self._through_sqlalchemy(prepared):
+            try:
+                async with self._async.connect() as own:  # type: ignore[union-attr]
+                    return (await own.execute(statement, params)).all()
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+            # SQLAlchemy invalidated the connections its pool held before the loss: this one is new.
             async with self._async.connect() as own:  # type: ignore[union-attr]
                 return (await own.execute(statement, params)).all()
         if connection is not None:
@@ -232,8 +293,22 @@ class Reader:
         own = await pool.acquire()
         try:
             return await self._fetch(own, prepared, params)
+        except ReadConnectionLost:
+            pass  # read again below, once this connection is back
         finally:
             pool.release(own)
+        return await self._again(pool, prepared, params)
+
+    async def _again(self, pool: ReadPool, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """A read whose connection was lost, once more on a newly opened connection. A read is
+        idempotent, and none of the lost attempt's rows reached anyone (asyncpg hands a result over
+        whole, at its end): the retry answers as a read issued now, seeing every committed write.
+        Lost again, the database is unreachable: ReadConnectionLost goes to the caller."""
+        connection = await pool.acquire_new()
+        try:
+            return await self._fetch(connection, prepared, params)
+        finally:
+            pool.release(connection)
 
     def _through_sqlalchemy(self, prepared: _Prepared | None) -> bool:
         """Whether a read takes SQLAlchemy's own path: a statement it could not prepare, or any while
@@ -259,13 +334,19 @@ class Reader:
         sql, arguments = prepared.bound(params)
         try:
             if prepared.custom_plan:
-                return prepared.rows(await (await _unnamed(connection, sql)).fetch(*arguments))
-            return prepared.rows(await connection.fetch(sql, *arguments))
-        except asyncpg.PostgresError:
-            raise  # the statement failed; the connection is as good as before
-        except BaseException:
-            connection.terminate()  # lost, or cancelled mid-query: the pool drops it on release
-            raise
+                records = await (await _unnamed(connection, sql)).fetch(*arguments)
+            else:
+                records = await connection.fetch(sql, *arguments)
+        except BaseException as error:
+            if connection.is_closed():
+                # asyncpg closes a connection whose end it reads, whatever it then raises (08003, a
+                # protocol state error, "connection is closed"); a cancellation is never retried.
+                if isinstance(error, Exception):
+                    raise ReadConnectionLost(f"the read's connection was lost: {error}") from error
+            elif not isinstance(error, asyncpg.PostgresError):
+                connection.terminate()  # cancelled mid-query, or a client error: the pool drops it
+            raise  # a PostgreSQL error: the statement failed, the connection is as good as before
+        return prepared.rows(records)
 
 
 def _json_codecs(dialect: Any) -> Any:

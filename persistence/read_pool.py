@@ -14,8 +14,10 @@ class ReadPool:
     asyncpg's own Pool wraps every acquire and release in timeouts and a shielded task, and resets the
     connection with a round trip on release: a tenth of a keyed GET's time. A read connection holds
     no session state to reset (no SET, LISTEN, advisory lock, cursor or open transaction), so here a
-    release only puts it back. A connection that failed other than with a PostgreSQL error (lost,
-    or its query cancelled halfway) is terminated by the reader and dropped here.
+    release only puts it back. A connection lost (asyncpg closes it), or whose query was cancelled
+    halfway (the reader terminates it), comes back closed and is dropped here. Idle connections are
+    not pinged (a round trip per read): one the server ended while idle is skipped once asyncpg has
+    read the end, and a read that finds one before that retries on `acquire_new` (persistence.db).
     """
 
     def __init__(self, dsn: str, size: int, setup: Callable[[asyncpg.Connection], Awaitable[None]]) -> None:
@@ -33,16 +35,31 @@ class ReadPool:
                 connection = self._idle.pop()
                 if not connection.is_closed():
                     return connection
-            connection = await asyncpg.connect(self._dsn)
-            try:
-                await self._setup(connection)
-            except BaseException:
-                connection.terminate()
-                raise
-            return connection
+            return await self._connect()
         except BaseException:
             self._slots.release()
             raise
+
+    async def acquire_new(self) -> asyncpg.Connection:
+        """A newly opened connection, for a read whose connection was found lost: the idle ones may
+        have been lost with it (a server restart) before asyncpg read their end."""
+        if self._closed:
+            raise RuntimeError("the read pool is closed")
+        await self._slots.acquire()
+        try:
+            return await self._connect()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _connect(self) -> asyncpg.Connection:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            await self._setup(connection)
+        except BaseException:
+            connection.terminate()
+            raise
+        return connection
 
     def release(self, connection: asyncpg.Connection) -> None:
         if self._closed or connection.is_closed() or connection.is_in_transaction():

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
 from types import SimpleNamespace
 
+import asyncpg
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 
 from domains.customers import service as customers
 from domains.errors import NotFound
 from domains.unit_of_work import UnitOfWork
 from persistence import coalesce
 from persistence.coalesce import Coalescer
-from persistence.db import create_engine, session_factory
+from persistence.db import ReadConnectionLost, create_engine, database_unavailable, session_factory
 from persistence.tables import Customer
 from tests.domains.test_customer_reads import _create
 
@@ -71,14 +74,12 @@ async def test_inside_a_transaction_the_read_sees_its_own_uncommitted_write(uow,
         assert family.customer.name == "Fresh"
 
 
-async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_the_others():
+async def test_a_cancelled_waiter_leaves_the_others():
     calls: list[list[str]] = []
 
     async def run(statement, params):
         calls.append(params["keys"])
         await asyncio.sleep(0)
-        if "bad" in params["keys"]:
-            raise RuntimeError("statement failed")
         return _rows(params, value=str.upper)
 
     coalescer = Coalescer(run)
@@ -90,9 +91,123 @@ async def test_a_failed_statement_fails_every_waiter_and_a_cancelled_one_leaves_
     assert isinstance(results[1], asyncio.CancelledError)
     assert calls == [["a", "b", "c", None]]  # padded to a length of 4
 
-    failing = [coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for") for key in ("x", "bad")]
-    outcomes = await asyncio.gather(*failing, return_exceptions=True)
-    assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
+
+def _failing_on(bad: str, calls: list[list[str]], exc: type[Exception] = RuntimeError):
+    """A fake read failing for any list of keys holding `bad`, as a cast or a conversion refusing one
+    customer's value fails the statement."""
+    async def run(statement, params):
+        calls.append(params["keys"])
+        await asyncio.sleep(0)
+        if bad in params["keys"]:
+            raise exc(f"statement failed on {bad}")
+        return _rows(params, value=str.upper)
+    return run
+
+
+async def _ask(coalescer: Coalescer, key: str) -> list:
+    return await coalescer.rows(_BY_ID, {"org_id": "o"}, "keys", key, "read_for")
+
+
+async def test_a_failed_batch_reads_each_key_alone_and_fails_only_the_waiters_of_the_failing_one():
+    calls: list[list[str]] = []
+    coalescer = Coalescer(_failing_on("bad", calls))
+    errors: dict[str, BaseException] = {}
+
+    async def first_waiter_of_bad():
+        try:
+            await _ask(coalescer, "bad")
+        except RuntimeError as exc:
+            exc.add_note("seen by the first waiter")
+            errors["first"] = exc
+
+    async def second_waiter_of_bad():
+        try:
+            await _ask(coalescer, "bad")
+        except RuntimeError as exc:
+            errors["second"] = exc
+
+    gone = asyncio.ensure_future(_ask(coalescer, "gone"))
+    asks = [_ask(coalescer, "a"), first_waiter_of_bad(), _ask(coalescer, "c"), second_waiter_of_bad(),
+            _ask(coalescer, "a")]
+    answered = asyncio.gather(*asks)
+    await asyncio.sleep(0)  # every read has asked; the batch has not run
+    gone.cancel()  # the waiter of "gone" leaves: its key is not read again on its own
+    a, _, c, _, a_again = await answered
+    assert [(row.read_for, row.value) for row in a] == [("a", "A")] and a_again == a
+    assert [(row.read_for, row.value) for row in c] == [("c", "C")]
+    assert calls == [["gone", "a", "bad", "c"], ["a"], ["bad"], ["c"]]
+    # Each waiter of the failing key has an error of its own: its traceback shows its own frames and
+    # not the other's, a note one adds is not the other's.
+    first, second = errors["first"], errors["second"]
+    assert first is not second and type(first) is type(second) and str(first) == str(second) == "statement failed on bad"
+    first_frames = [frame.name for frame in traceback.extract_tb(first.__traceback__)]
+    second_frames = [frame.name for frame in traceback.extract_tb(second.__traceback__)]
+    assert "first_waiter_of_bad" in first_frames and "second_waiter_of_bad" not in first_frames
+    assert "second_waiter_of_bad" in second_frames and "first_waiter_of_bad" not in second_frames
+    assert "run" in first_frames and "run" in second_frames  # where the statement failed
+    assert first.__notes__ == ["seen by the first waiter"] and not hasattr(second, "__notes__")
+
+
+@pytest.mark.parametrize("failure", [
+    ConnectionResetError("connection reset by peer"),
+    ReadConnectionLost("the read's connection was lost"),
+    asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout"),
+    asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"),
+    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+], ids=lambda failure: type(failure).__name__)
+async def test_a_batch_failed_for_want_of_the_database_is_not_read_again_key_by_key(failure):
+    """A lost or refused connection, a cancelled statement: each key alone would only meet it again."""
+    calls: list[list[str]] = []
+
+    async def run(statement, params):
+        calls.append(params["keys"])
+        raise failure
+
+    coalescer = Coalescer(run, unavailable=database_unavailable)
+    outcomes = await asyncio.gather(*(_ask(coalescer, key) for key in ("a", "b", "b")), return_exceptions=True)
+    assert calls == [["a", "b"]]
+    assert all(type(outcome) is type(failure) and str(outcome) == str(failure) for outcome in outcomes)
+    assert len({id(outcome) for outcome in outcomes}) == 3  # each waiter its own
+
+
+async def test_the_database_lost_while_keys_are_read_alone_fails_the_keys_left_without_reading_them():
+    calls: list[list[str]] = []
+
+    async def run(statement, params):
+        calls.append(params["keys"])
+        if len(params["keys"]) > 1:
+            raise RuntimeError("statement failed on bad")
+        if params["keys"] == ["b"]:
+            raise ConnectionRefusedError("the server went away")
+        return _rows(params)
+
+    coalescer = Coalescer(run)
+    a, b, c, d = await asyncio.gather(*(_ask(coalescer, key) for key in "abcd"), return_exceptions=True)
+    assert [row.read_for for row in a] == ["a"]
+    assert all(isinstance(outcome, ConnectionRefusedError) for outcome in (b, c, d))
+    assert b is not c and c is not d
+    assert calls == [["a", "b", "c", "d"], ["a"], ["b"]]
+
+
+async def test_a_batch_of_one_key_that_fails_is_not_read_again():
+    calls: list[list[str]] = []
+    coalescer = Coalescer(_failing_on("bad", calls))
+    first, second = await asyncio.gather(_ask(coalescer, "bad"), _ask(coalescer, "bad"), return_exceptions=True)
+    assert isinstance(first, RuntimeError) and isinstance(second, RuntimeError) and first is not second
+    assert calls == [["bad"]]
+
+
+async def test_a_batch_whose_read_is_cancelled_cancels_its_waiters_without_reading_again():
+    calls: list[list[str]] = []
+
+    async def run(statement, params):
+        calls.append(params["keys"])
+        raise asyncio.CancelledError  # as a read cancelled while the loop closes
+
+    coalescer = Coalescer(run)
+    outcomes = await asyncio.gather(*(_ask(coalescer, key) for key in "ab"), return_exceptions=True)
+    assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
+    assert calls == [["a", "b"]]
 
 
 async def test_a_batch_carries_at_most_max_keys(monkeypatch):
@@ -180,8 +295,9 @@ def test_a_loop_stopped_before_its_batch_ran_leaves_other_loops_unaffected():
         fresh.close()
 
 
-async def test_a_synchronous_read_answers_at_the_flush_and_fails_its_batch_alone():
-    """SQLite's read runs in the event loop's thread: answered when the batch flushes, with no task."""
+async def test_a_synchronous_read_answers_at_the_flush_and_fails_its_key_alone():
+    """SQLite's read runs in the event loop's thread: answered when the batch flushes, with no task; a
+    failed batch reads each key alone there too."""
     calls: list[list[str]] = []
 
     async def never(statement, params):
@@ -194,9 +310,38 @@ async def test_a_synchronous_read_answers_at_the_flush_and_fails_its_batch_alone
         return _rows(params)
 
     coalescer = Coalescer(never, run_now)
+    asks = (("o", "a"), ("o", "b"), ("p", "bad"), ("q", "c"), ("q", "bad"), ("q", "bad"))
     results = await asyncio.gather(*(coalescer.rows(_BY_ID, {"org_id": org}, "keys", key, "read_for")
-                                     for org, key in (("o", "a"), ("o", "b"), ("p", "bad"))),
-                                   return_exceptions=True)
+                                     for org, key in asks), return_exceptions=True)
     assert [row.read_for for row in results[0]] == ["a"] and [row.read_for for row in results[1]] == ["b"]
-    assert isinstance(results[2], RuntimeError)  # organisation p's batch failed; o's was answered
-    assert calls == [["a", "b"], ["bad"]]
+    assert isinstance(results[2], RuntimeError)  # organisation p's batch of one key failed; o's was answered
+    assert [row.read_for for row in results[3]] == ["c"]  # q's failed batch: each key alone, c answered
+    assert isinstance(results[4], RuntimeError) and isinstance(results[5], RuntimeError)
+    assert results[4] is not results[5]
+    assert calls == [["a", "b"], ["bad"], ["c", "bad"], ["c"], ["bad"]]
+
+
+def _refused_by_the_database(postgres: bool):
+    """A value the statement's conversion refuses: PostgreSQL's cast of text to jsonb, SQLite's json()."""
+    checked = cast(cast(Customer.name, JSONB), String) if postgres else func.json(Customer.name)
+    return (select(Customer.id.label("read_for"), Customer.name, checked.label("checked"))
+            .where(Customer.org_id == bindparam("org_id"), Customer.id.in_(bindparam("keys", expanding=True))))
+
+
+async def test_a_customer_whose_row_fails_the_statement_fails_its_own_read_alone(database, uow, tenant):
+    created = [await _create(uow, tenant, name) for name in ("12", "notjson", "34")]
+    statement = _refused_by_the_database(database.backend == "postgresql")
+    units = [_request_uow(database) for _ in range(4)]
+    try:
+        outcomes = await asyncio.gather(*(
+            unit.rows_by_key(statement, {"org_id": tenant.org_id}, keys_param="keys", key=row.id, key_column="read_for")
+            for unit, row in zip(units, [*created, created[1]], strict=True)), return_exceptions=True)
+    finally:
+        for unit in units:
+            await unit.close()
+    twelve, refused, thirty_four, refused_again = outcomes
+    assert [(row.read_for, row.checked) for row in twelve] == [(created[0].id, "12")]
+    assert [(row.read_for, row.checked) for row in thirty_four] == [(created[2].id, "34")]
+    for error in (refused, refused_again):
+        assert isinstance(error, Exception) and "json" in str(error).lower(), error
+    assert refused is not refused_again

@@ -81,3 +81,23 @@ async def test_a_failed_setup_gives_its_slot_back_and_a_closed_pool_refuses(dsn)
     assert connection.is_closed()
     with pytest.raises(RuntimeError, match="closed"):
         await pool.acquire()
+
+
+async def test_a_new_connection_is_opened_past_the_idle_ones_within_the_size(dsn):
+    """For a read whose connection was lost: the idle ones may have been lost with it, unnoticed yet."""
+    setups: list = []
+    pool = _pool(dsn, 2, setups)
+    idle = await pool.acquire()
+    pool.release(idle)
+    new = await pool.acquire_new()
+    assert new is not idle and setups == [idle, new] and await new.fetchval("SELECT 1") == 1
+    assert await pool.acquire() is idle  # the second slot
+    waiting = asyncio.ensure_future(pool.acquire_new())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # both slots are taken
+    pool.release(new)
+    third = await asyncio.wait_for(waiting, 5)
+    assert third is not new and len(setups) == 3
+    pool.release(third)
+    pool.release(idle)
+    await pool.close()

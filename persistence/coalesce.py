@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import weakref
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 # (statement, keys parameter, key column, the other parameters as a hashable tuple)
@@ -127,18 +127,14 @@ class Coalescer:
             return
         run_now = self._run_now
         assert run_now is not None
-        unavailable: Exception | None = None
-        for key, futures in batch.waiters.items():
-            if unavailable is not None:
-                _fail_waiters(futures, unavailable)
-            elif _waited(futures):
-                try:
-                    rows = run_now(batch.statement, _key_arguments(batch, key))
-                except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
-                    _fail_waiters(futures, key_exc)
-                    unavailable = key_exc if self._unavailable(key_exc) else None
-                else:
-                    _answer_waiters(futures, key, batch.key_column, rows)
+        keys = _OneByOne(batch, self._unavailable)
+        for key, futures in keys:
+            try:
+                rows = run_now(batch.statement, keys.arguments(key))
+            except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
+                keys.failed(futures, key_exc)
+            else:
+                keys.answer(key, futures, rows)
 
     async def _run_batch(self, batch: _Batch) -> None:
         try:
@@ -158,29 +154,49 @@ class Coalescer:
         _answer(batch, rows)
 
     async def _one_by_one(self, batch: _Batch) -> None:
-        """Each key of a failed batch in a statement of its own, one after the other (a failing batch
-        does not become a burst of statements). Once one fails for want of the database, the keys left
-        fail as it did."""
-        unavailable: Exception | None = None
-        for key, futures in batch.waiters.items():
-            if unavailable is not None:
-                _fail_waiters(futures, unavailable)
+        keys = _OneByOne(batch, self._unavailable)
+        for key, futures in keys:
+            try:
+                rows = await self._run(batch.statement, keys.arguments(key))
+            except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
+                keys.failed(futures, key_exc)
+            else:
+                keys.answer(key, futures, rows)
+
+
+class _OneByOne:
+    """A failed batch's keys, each read in a statement of its own, one after the other (a failing batch
+    does not become a burst of statements). Once one fails for want of the database, the keys left
+    fail as it did, unread."""
+
+    def __init__(self, batch: _Batch, unavailable: Callable[[Exception], bool]) -> None:
+        self._batch, self._unavailable = batch, unavailable
+        self._lost: Exception | None = None
+
+    def __iter__(self) -> Iterator[tuple[Any, list[asyncio.Future[list[Any]]]]]:
+        for key, futures in self._batch.waiters.items():
+            if self._lost is not None:
+                _fail_waiters(futures, self._lost)
             elif _waited(futures):
-                try:
-                    rows = await self._run(batch.statement, _key_arguments(batch, key))
-                except Exception as key_exc:  # noqa: BLE001 (this key's waiters fail as its statement did)
-                    _fail_waiters(futures, key_exc)
-                    unavailable = key_exc if self._unavailable(key_exc) else None
-                else:
-                    _answer_waiters(futures, key, batch.key_column, rows)
+                yield key, futures
+
+    def arguments(self, key: Any) -> dict[str, Any]:
+        return {**self._batch.params, self._batch.keys_param: [key]}
+
+    def answer(self, key: Any, futures: list[asyncio.Future[list[Any]]], rows: Sequence[Any]) -> None:
+        found = [row for row in rows if getattr(row, self._batch.key_column) == key]
+        for future in futures:
+            if not future.done():
+                future.set_result(found)
+
+    def failed(self, futures: list[asyncio.Future[list[Any]]], exc: Exception) -> None:
+        _fail_waiters(futures, exc)
+        if self._unavailable(exc):
+            self._lost = exc
 
 
 def _arguments(batch: _Batch) -> dict[str, Any]:
     return {**batch.params, batch.keys_param: padded(list(batch.waiters))}
-
-
-def _key_arguments(batch: _Batch, key: Any) -> dict[str, Any]:
-    return {**batch.params, batch.keys_param: [key]}
 
 
 def _waited(futures: list[asyncio.Future[list[Any]]]) -> bool:
@@ -212,14 +228,6 @@ def _own_copy(exc: Exception) -> Exception:
     if hasattr(exc, "__notes__"):
         own.__notes__ = list(exc.__notes__)
     return own.with_traceback(exc.__traceback__)  # the frames where the statement failed
-
-
-def _answer_waiters(futures: list[asyncio.Future[list[Any]]], key: Any, key_column: str,
-                    rows: Sequence[Any]) -> None:
-    found = [row for row in rows if getattr(row, key_column) == key]
-    for future in futures:
-        if not future.done():
-            future.set_result(found)
 
 
 def _answer(batch: _Batch, rows: Sequence[Any]) -> None:

@@ -18,7 +18,9 @@ every change at or after its own date (a backdated change rewrites the history a
 plan's phase transitions dated before both (a trigger_phase ahead) stay, as its phase schedule. The plan
 must be active and bill in the subscription's currency. A backdated change that would move billing
 periods already invoiced (re-anchoring them, or undoing a re-anchoring) is refused:
-``refuse_rebilling_invoiced``.
+``refuse_rebilling_invoiced``; so is any change dated inside billing already invoiced
+(``subscriptions.refuse_before_invoiced``: the close goes on from the invoiced end, so the new plan would
+never bill what was invoiced on the old one).
 
 Fixed fee quantities follow the same pattern per (subscription, price): ``subscription_price_quantities``
 rows, derived into ``fixed_fee_quantities`` intervals; see ``change_fixed_fee_quantity``.
@@ -372,7 +374,8 @@ async def schedule_plan_change(
 
     ``billing_cycle_alignment`` (or ``align_billing_with_plan_change_date``) re-anchors the billing
     periods from the change on (domains.billing.cycles): the period running then closes at the change.
-    Not before the end of an issued invoice's period (what is invoiced stays as it was billed).
+    Whatever the option, not inside billing already invoiced (what is invoiced stays as it was billed; a
+    fee billed in advance holds the change back to the end of its invoiced service).
     ``trial_duration_days``: a free trial on the new plan from the change (no fixed fee of the new phase
     for that many days); by default the new plan's own trial, 0 for none. ``net_terms``,
     ``auto_collection`` and ``default_invoice_memo`` are set on the subscription when the change is made.
@@ -423,6 +426,10 @@ async def schedule_plan_change(
         cut = at if pending is None else min(at, pending)
         await refuse_rebilling_invoiced(uow, principal, subscription, proposed=proposed, field="change_date",
                                         changes=changes, keep=lambda c: c.effective_date < cut)
+        # Without re-anchoring too: the close goes on from the invoiced end, so the new plan would never bill
+        # what of it was invoiced on the old one (nor an in-advance fee's unused service be credited).
+        await subscriptions.refuse_before_invoiced(uow, principal, subscription, at=at, change="a plan change",
+                                                   field="change_date" if requested is not None else "change_option")
         await drop_changes(uow, principal, subscription.id,
                            SubscriptionPlanChange.effective_date >= cut)  # type: ignore[operator]
         uow.session.add(SubscriptionPlanChange(
@@ -686,8 +693,10 @@ async def change_fixed_fee_quantity(
     """Bill a fixed fee of the subscription's plan for another quantity from a date (Orb's price_quantity).
 
     ``change_option``: ``immediate`` (now; the default without ``effective_date``), ``effective_date``
-    (the default with one; not before the start, nor at/after the end, nor into billing already invoiced)
-    or ``upcoming_invoice`` (the start of the next billing period). The price must be a fixed price of
+    (the default with one; not before the start, nor at/after the end) or ``upcoming_invoice`` (the start
+    of the next billing period); whatever the option, not into billing already invoiced: the invoices'
+    periods, or this fee's own invoiced service when billed in advance past them (an annual fee on a
+    monthly plan; another fee's service does not count). The price must be a fixed price of
     the plan the subscription is on at that date. A new change replaces the pending one for the same price and supersedes changes after it.
     """
     refuse_unknown(fields, _QUANTITY_FIELDS, "a fixed fee quantity field")
@@ -709,8 +718,6 @@ async def change_fixed_fee_quantity(
         end = subscription.end_date
         if requested is not None:
             subscriptions.refuse_outside_life(subscription, "effective_date", requested)
-            await subscriptions.refuse_before_invoiced(uow, principal, subscription, at=requested,
-                                                       field="effective_date", change="a fixed fee quantity change")
             at = requested
         elif option == "immediate":
             at = max(now, subscription.start_date)
@@ -724,6 +731,10 @@ async def change_fixed_fee_quantity(
             if end is not None and at >= end:
                 raise ConstraintViolation(f"subscription {subscription_id!r} ends before its next billing period",
                                           field="change_option")
+        # The fee's own invoiced service: an in-advance fee may be billed past the invoiced periods.
+        await subscriptions.refuse_before_invoiced(uow, principal, subscription, at=at, price_id=price.id,
+                                                   field="effective_date" if requested is not None else "change_option",
+                                                   change="a fixed fee quantity change")
         plan_id = await subscriptions.plan_id_at(uow, principal, subscription, at)
         if price.plan_id != plan_id:
             raise ValidationFailed("price_id", f"price {price.id!r} is not a price of plan {plan_id!r}, which the "

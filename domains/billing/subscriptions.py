@@ -30,6 +30,7 @@ from persistence.ids import new_id
 from persistence.tables import (
     Customer,
     Invoice,
+    InvoiceLineItem,
     Plan,
     Price,
     Subscription,
@@ -127,15 +128,39 @@ async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: 
     return rows[0].until if rows else None  # type: ignore[no-any-return]
 
 
+async def invoiced_through(uow: UnitOfWork, principal: Principal, subscription_id: str, *,
+                           price_id: str | None = None) -> tuple[datetime | None, datetime | None]:
+    """What the subscription's standing (not void) invoices billed: where their billing periods end, and where
+    the service their line items billed ends (None: nothing invoiced). A fee billed in advance for longer than
+    the billing period (an annual fee on a monthly plan) is on one invoice for its whole service period, so
+    the service may end after the periods do. ``price_id``: the service of that price's lines only."""
+    standing = and_(Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id,
+                    Invoice.status != "void")
+    lines = select(func.max(InvoiceLineItem.end_date)).join(Invoice, Invoice.id == InvoiceLineItem.invoice_id).where(
+        standing, InvoiceLineItem.org_id == principal.org_id)
+    if price_id is not None:
+        lines = lines.where(InvoiceLineItem.price_id == price_id)
+    periods = select(func.max(Invoice.period_end)).where(standing)
+    rows = await uow.rows(select(periods.scalar_subquery().label("periods"), lines.scalar_subquery().label("service")))
+    return (rows[0].periods, rows[0].service) if rows else (None, None)
+
+
 async def refuse_before_invoiced(uow: UnitOfWork, principal: Principal, subscription: Subscription, *,
-                                 at: datetime, field: str, change: str) -> None:
+                                 at: datetime, field: str, change: str, price_id: str | None = None) -> None:
     """A change dated ``at`` inside billing already invoiced would change issued invoices, which are never
-    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``): refused, naming ``field``.
+    credited or voided here (Orb would, with ``allow_invoice_credit_or_void``; for a fee billed in advance it
+    credits the unused time): refused, naming ``field``. Invoiced billing runs to the end of the standing
+    invoices' periods, or of the service their lines billed in advance when that is later (``price_id``: of
+    that price's lines, for a change to that price alone; ``invoiced_through``).
     Voided invoices do not count: they stay void, and the period close does not bill their periods again."""
-    invoiced = await last_invoiced(uow, principal, subscription.id, counting_void=False)
-    if invoiced is not None and at < invoiced:
-        raise ConstraintViolation(f"billing is invoiced up to {invoiced.isoformat()}; {change} before that would "
-                                  "change issued invoices", field=field)
+    periods, service = await invoiced_through(uow, principal, subscription.id, price_id=price_id)
+    if periods is None:
+        return
+    until = periods if service is None else max(periods, service)
+    if at < until:
+        advance = " (a fee billed in advance through then)" if until > periods else ""
+        raise ConstraintViolation(f"billing is invoiced up to {until.isoformat()}{advance}; {change} before that "
+                                  "would change issued invoices", field=field)
 
 
 def net_terms_of(value: Any) -> int:
@@ -534,8 +559,9 @@ async def cancel_subscription(
     ``end_of_subscription_term``: at the end of the current term (the billing period of the plan's
     longest recurring cadence holding now, or holding the start for an upcoming subscription).
     ``immediate``: now (an upcoming subscription then ends at its start: it never runs).
-    ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start, nor
-    into billing already invoiced.
+    ``requested_date``: at ``cancellation_date``, which may be backdated but not before the start.
+    Whatever the option, not inside billing already invoiced (``refuse_before_invoiced``: with a fee billed in
+    advance, up to the end of its invoiced service, which is never credited).
     An ended subscription cannot be cancelled; a scheduled cancellation is replaced. Plan changes at
     or after the end, and fixed fee quantity changes, are dropped (unscheduling the cancellation does not
     bring them back).
@@ -554,13 +580,14 @@ async def cancel_subscription(
             if requested < subscription.start_date:
                 raise ValidationFailed("cancellation_date", "is before the subscription's start_date "
                                        f"({subscription.start_date.isoformat()})")
-            await refuse_before_invoiced(uow, principal, subscription, at=requested, field="cancellation_date",
-                                         change="a cancellation")
             end = requested
         elif cancel_option == "immediate":
             end = max(now, subscription.start_date)
         else:
             end = await term_end(uow, principal, subscription, now)
+        # Any option: now or the term's end may still be inside the service of a fee billed in advance.
+        field = "cancellation_date" if cancel_option == "requested_date" else "cancel_option"
+        await refuse_before_invoiced(uow, principal, subscription, at=end, field=field, change="a cancellation")
         subscription.end_date = end
         # The schedule stops at the end: plan and quantity changes from then on would never take effect.
         for change in (SubscriptionPlanChange, SubscriptionPriceQuantity):

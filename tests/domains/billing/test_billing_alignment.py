@@ -13,6 +13,7 @@ import pytest
 from domains.billing import charges, invoices, jobs, schedule
 from domains.billing import subscriptions as subs
 from domains.billing.periods import Period
+from domains.catalog import items, plans
 from domains.clock import FixedClock
 from domains.errors import ConstraintViolation, ValidationFailed
 from domains.unit_of_work import UnitOfWork
@@ -372,3 +373,106 @@ async def test_a_voided_invoice_does_not_hold_back_a_change_inside_its_period(un
     assert sorted((i.subscription_id, i.period_start, i.period_end, i.total) for i in await _issued(unit, p)) == \
         sorted([(sub_id, at(2024, 3, 1), at(2024, 4, 1), D("93.00")),
                 (other_id, at(2024, 3, 1), at(2024, 4, 1), D("31.00"))])
+
+
+async def test_a_backdated_plan_change_without_re_anchoring_may_not_reach_into_invoiced_billing(unit, tenant):
+    # No period moves, but the close goes on from the invoiced end (Feb 1): Pro from Jan 20 would never bill
+    # Jan 20 - Feb 1, which stays billed on Basic. Refused as a cancellation there is; from Feb 1 on, taken.
+    p = tenant.principal
+    basic = await make_plan(unit, p, fee="31.00", name="Basic")
+    pro = await make_plan(unit, p, fee="62.00", name="Pro")
+    sub_id, pro_id = (await make_subscription(unit, p, basic, START)).id, pro.id
+    _move(unit, at(2024, 2, 10))
+    assert [(i.period_start, i.period_end, i.total) for i in await _issued(unit, p)] == [
+        (START, at(2024, 2, 1), D("31.00"))]
+    for alignment in ({"billing_cycle_alignment": "unchanged"}, {"align_billing_with_plan_change_date": False}, {}):
+        with pytest.raises(ConstraintViolation) as refused:
+            await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+                "plan_id": pro_id, "change_option": "requested_date", "change_date": "2024-01-20T00:00:00Z",
+                **alignment})
+        assert refused.value.field == "change_date" and str(refused.value) == (
+            "billing is invoiced up to 2024-02-01T00:00:00+00:00; a plan change before that would change issued "
+            "invoices")
+    assert await schedule.plan_changes_of(unit, p, sub_id) == []  # nothing written
+    await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+        "plan_id": pro_id, "change_option": "requested_date", "change_date": "2024-02-01T00:00:00Z"})
+    _move(unit, at(2024, 3, 2))
+    assert [(i.period_start, i.period_end, i.total) for i in await _issued(unit, p)] == [
+        (at(2024, 2, 1), at(2024, 3, 1), D("62.00"))]
+
+
+async def _annual_and_monthly_plan(uow, p):
+    """An annual Platform fee 120.00 and monthly Seats 10.00 (the plan bills monthly), no usage."""
+    fees = [await items.create_item(uow, principal=p, fields={"name": name}) for name in ("Platform", "Seats")]
+    return await plans.create_plan(uow, principal=p, fields={"name": "Annual", "currency": "USD", "prices": [
+        {"name": "Platform fee", "item_id": fees[0].id, "cadence": "annual", "model_type": "unit",
+         "unit_config": {"unit_amount": "120.00"}, "fixed_price_quantity": "1"},
+        {"name": "Seats", "item_id": fees[1].id, "cadence": "monthly", "model_type": "unit",
+         "unit_config": {"unit_amount": "10.00"}, "fixed_price_quantity": "1"}]})
+
+
+async def test_a_fee_billed_in_advance_holds_back_changes_until_the_end_of_its_service(unit, tenant):
+    # January's invoice bills the annual fee for all of 2024 (its line's service period): ending the subscription,
+    # changing its plan or that fee's quantity before 2025 would want the unused time credited (as Orb does), and
+    # issued invoices are never credited here. Refused, whatever the option; Seats is invoiced up to Mar 1 only.
+    p = tenant.principal
+    annual = await _annual_and_monthly_plan(unit, p)
+    basic = await make_plan(unit, p, fee="31.00", name="Basic")
+    sub_id, basic_id = (await make_subscription(unit, p, annual, START)).id, basic.id
+    platform_id, seats_id = [price.id for price in (await charges.Catalog().prices_by_plan_ids(
+        unit, p, [annual.id]))[annual.id]]
+    _move(unit, at(2024, 3, 10))
+    issued = await _issued(unit, p)
+    assert [(i.period_start, i.period_end, i.total) for i in issued] == [
+        (START, at(2024, 2, 1), D("130.00")), (at(2024, 2, 1), at(2024, 3, 1), D("10.00"))]
+    january_id = issued[0].id  # read now: a refused change rolls back and expires the session's rows
+    january = (await invoices.line_items_by_invoice_ids(unit, principal=p, ids=[january_id]))[january_id]
+    assert [(line.name, line.amount, line.start_date, line.end_date) for line in january] == [
+        ("Platform fee", D("120.00"), START, at(2025, 1, 1)), ("Seats", D("10.00"), START, at(2024, 2, 1))]
+
+    def refusal(change):
+        return (f"billing is invoiced up to 2025-01-01T00:00:00+00:00 (a fee billed in advance through then); "
+                f"{change} before that would change issued invoices")
+
+    for option, field in (({"cancel_option": "requested_date", "cancellation_date": "2024-03-15T00:00:00Z"},
+                           "cancellation_date"), ({"cancel_option": "immediate"}, "cancel_option")):
+        with pytest.raises(ConstraintViolation) as refused:
+            await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, **option)
+        assert (refused.value.field, str(refused.value)) == (field, refusal("a cancellation"))
+    for option, field in (({"change_option": "effective_date", "effective_date": "2024-04-01"}, "effective_date"),
+                          ({"change_option": "immediate"}, "change_option"),
+                          ({"change_option": "upcoming_invoice"}, "change_option")):
+        with pytest.raises(ConstraintViolation) as refused:
+            await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+                "price_id": platform_id, "quantity": 2, **option})
+        assert (refused.value.field, str(refused.value)) == (field, refusal("a fixed fee quantity change"))
+    for option, field in (({"change_option": "requested_date", "change_date": "2024-06-01T00:00:00Z"}, "change_date"),
+                          ({"change_option": "immediate", "billing_cycle_alignment": "plan_change_date"},
+                           "change_option")):
+        with pytest.raises(ConstraintViolation) as refused:
+            await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+                "plan_id": basic_id, **option})
+        assert (refused.value.field, str(refused.value)) == (field, refusal("a plan change"))
+    fresh = await _fresh(unit, p, sub_id)
+    assert fresh.end_date is None and await schedule.plan_changes_of(unit, p, sub_id) == []  # nothing written
+    assert await schedule.quantity_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub_id]) == {}
+
+    # Seats' own service is invoiced up to Mar 1: a quantity change from Mar 5 is taken. Ending at the term's end
+    # (the annual fee's) is taken too; March bills Seats alone, 4 days of 1 and 27 of 2.
+    await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub_id, fields={
+        "price_id": seats_id, "quantity": 2, "change_option": "effective_date", "effective_date": "2024-03-05"})
+    ended = await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id,
+                                           cancel_option="end_of_subscription_term")
+    assert ended.end_date == at(2025, 1, 1)
+    _move(unit, at(2024, 4, 2))
+    assert [(i.period_start, i.total) for i in await _issued(unit, p)] == [
+        (at(2024, 3, 1), D("1.29") + D("17.42"))]  # R(10 x 4/31); R(20 x 31/31) - R(20 x 4/31)
+    # A void January no longer holds it back: the standing invoices bill up to Apr 1.
+    with pytest.raises(ConstraintViolation) as refused:
+        await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
+                                       cancellation_date="2024-04-15T00:00:00Z")
+    assert refused.value.field == "cancellation_date" and "invoiced up to 2025-01-01" in str(refused.value)
+    await invoices.void_invoice(unit, principal=p, invoice_id=january_id)
+    ended = await subs.cancel_subscription(unit, principal=p, subscription_id=sub_id, cancel_option="requested_date",
+                                           cancellation_date="2024-04-15T00:00:00Z")
+    assert ended.end_date == at(2024, 4, 15)

@@ -395,8 +395,18 @@ async def test_a_backdated_change_may_not_undo_an_invoiced_re_anchoring(unit, te
         await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
             "plan_id": plain_id, "change_option": "requested_date", "change_date": "2031-01-05T00:00:00Z"})
     assert undone.value.field == "change_date" and "invoiced up to 2031-02-11" in str(undone.value)
-    # After the anchor moved, a backdated change keeps the invoiced periods: allowed. From Jan 20 the plain
-    # plan bills on the Jan 11 grid; Feb 11 - Mar 11 is its full fee.
+    assert "would move the billing periods" in str(undone.value)
+    # After the anchor moved, a backdated change keeps the invoiced periods; but Jan 20 - Feb 11 stands invoiced on
+    # the aligned plan, which the plain plan would then never bill: refused until that invoice is void.
+    with pytest.raises(ConstraintViolation) as billed:
+        await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
+            "plan_id": plain_id, "change_option": "requested_date", "change_date": "2031-01-20T00:00:00Z"})
+    assert billed.value.field == "change_date"
+    assert "invoiced up to 2031-02-11T00:00:00+00:00; a plan change before that" in str(billed.value)
+    second = next(i for i in (await invoices.list_invoices(unit, principal=p, subscription_id=sub_id)).items
+                  if i.period_start == at(2031, 1, 11))
+    await invoices.void_invoice(unit, principal=p, invoice_id=second.id)
+    # From Jan 20 the plain plan bills on the Jan 11 grid; Feb 11 - Mar 11 is its full fee.
     await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub_id, fields={
         "plan_id": plain_id, "change_option": "requested_date", "change_date": "2031-01-20T00:00:00Z"})
     assert await _periods(unit, p, sub_id, at(2031, 3, 1)) == [

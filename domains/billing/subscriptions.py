@@ -113,18 +113,14 @@ def refuse_outside_life(subscription: Subscription, field: str, at: datetime) ->
         raise ValidationFailed(field, f"is not before the subscription's end_date ({subscription.end_date.isoformat()})")
 
 
-async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str, *,
-                        counting_void: bool = True) -> datetime | None:
+async def last_invoiced(uow: UnitOfWork, principal: Principal, subscription_id: str) -> datetime | None:
     """Where the subscription's invoiced billing ends (None: nothing invoiced): billing is not re-anchored before.
 
     A voided invoice counts: the period close goes on from the end of the last invoice, void or not (a
-    voided period is not billed again), so that end must stay a period boundary. ``counting_void=False``:
-    where the invoices still standing end."""
-    statement = select(func.max(Invoice.period_end).label("until")).where(
-        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id)
-    if not counting_void:
-        statement = statement.where(Invoice.status != "void")
-    rows = await uow.rows(statement)
+    voided period is not billed again), so that end must stay a period boundary. What the invoices still
+    standing hold back is ``invoiced_through``'s."""
+    rows = await uow.rows(select(func.max(Invoice.period_end).label("until")).where(
+        Invoice.org_id == principal.org_id, Invoice.subscription_id == subscription_id))
     return rows[0].until if rows else None  # type: ignore[no-any-return]
 
 

@@ -33,10 +33,12 @@ async def trigger_phase(
 
     Refused: a plan without phases, the last phase already in effect, an ended subscription, an
     ``effective_date`` before the start of the phase in effect now (history of an earlier phase is not
-    rewritten) or outside the subscription's life, and a backdated trigger that would move invoiced
-    billing periods (``schedule.refuse_rebilling_invoiced``). ``allow_invoice_credit_or_void`` is taken
-    and has nothing to guard: issued invoices are never changed here (a backdated trigger changes the
-    open period's draft and what follows).
+    rewritten) or outside the subscription's life, a backdated trigger that would move invoiced
+    billing periods (``schedule.refuse_rebilling_invoiced``), and any trigger, backdated or now, inside
+    billing already invoiced (``subscriptions.refuse_before_invoiced``: with a fee billed in advance, up
+    to the end of its invoiced service). ``allow_invoice_credit_or_void`` is taken and has nothing to
+    guard: issued invoices are never changed here (a trigger changes the open period's draft and what
+    follows).
     """
     refuse_unknown(fields, _TRIGGER_FIELDS, "a trigger_phase field")
     allow = fields.get("allow_invoice_credit_or_void")
@@ -74,6 +76,10 @@ async def trigger_phase(
             uow, principal, subscription, changes=changes, proposed=proposed, field="effective_date",
             keep=lambda c: c.plan_phase_order is None or c.effective_date < at
             or (next_plan_change is not None and c.effective_date >= next_plan_change))
+        # Nor inside billing already invoiced: the close goes on from its end, so the next phase would never
+        # bill the invoiced rest of that period.
+        await subscriptions.refuse_before_invoiced(uow, principal, subscription, at=at, field="effective_date",
+                                                   change="a phase trigger")
         condition = and_(SubscriptionPlanChange.plan_phase_order.is_not(None),  # type: ignore[union-attr]
                          SubscriptionPlanChange.effective_date >= at)  # type: ignore[operator]
         if next_plan_change is not None:

@@ -312,3 +312,28 @@ async def test_unscheduling_a_plan_change_keeps_the_phase_schedule(unit, tenant)
         assert none.value.field == "subscription_id" and "no pending plan change" in str(none.value)
     assert await _phases(unit, p, upcoming) == [(2, at(2031, 2, 1), at(2031, 3, 1)), (3, at(2031, 3, 1), None)]
     assert len(await _phases(unit, p, sub)) == 3
+
+
+async def test_a_trigger_may_not_reach_into_invoiced_billing(unit, tenant):
+    # The intro phase runs to Apr 1; January is invoiced on Feb 10. Phase 2 from Jan 20 would never bill
+    # Jan 20 - Feb 1 (the close goes on from Feb 1; January stays billed on the intro fee): refused, as a
+    # plan change or a cancellation there is. From Feb 1 on, taken.
+    from domains.billing import jobs
+
+    p = tenant.principal
+    plan = await _phased_plan(unit, p, [{"order": 1, "duration": 3, "duration_unit": "monthly"},
+                                        {"order": 2, "duration": None}])
+    sub_id = (await make_subscription(unit, p, plan, at(2031, 1, 1))).id
+    unit.clock.advance(at(2031, 2, 10) - unit.clock.now())
+    issued = [i for i in await jobs.close_periods(unit, org_id=p.org_id) if i.org_id == p.org_id]
+    assert [(i.period_start, i.period_end) for i in issued] == [(at(2031, 1, 1), at(2031, 2, 1))]
+    with pytest.raises(ConstraintViolation) as refused:
+        await phases.trigger_phase(unit, principal=p, subscription_id=sub_id, fields={"effective_date": "2031-01-20"})
+    assert refused.value.field == "effective_date" and str(refused.value) == (
+        "billing is invoiced up to 2031-02-01T00:00:00+00:00; a phase trigger before that would change issued invoices")
+    assert await _phases(unit, p, sub_id) == [(1, at(2031, 1, 1), at(2031, 4, 1)), (2, at(2031, 4, 1), None)]
+    await phases.trigger_phase(unit, principal=p, subscription_id=sub_id, fields={"effective_date": "2031-02-01"})
+    assert await _phases(unit, p, sub_id) == [(1, at(2031, 1, 1), at(2031, 2, 1)), (2, at(2031, 2, 1), None)]
+    # February bills phase 2's platform fee in full, the intro fee not at all.
+    assert [c[:2] for c in await _charges(unit, p, sub_id, FEBRUARY) if c[0].endswith("fee")] == [
+        ("Platform fee", Decimal("31.00"))]

@@ -617,6 +617,7 @@ async def update_trial(
     billed before it. With ``shift`` (the default), pending plan and fixed-fee quantity changes from
     the old trial end on move by as much as the trial end did (so a change "after the trial" stays so);
     not when that would move billing periods already invoiced (``schedule.refuse_shifting_invoiced``).
+    Neither end, the old or the new, may fall inside billing already invoiced (``refuse_before_invoiced``).
     """
     if not isinstance(shift, bool):
         raise ValidationFailed("shift", "must be true or false")
@@ -636,6 +637,12 @@ async def update_trial(
         old_end = subscription.trial_end_date
         if shift and old_end is not None and new_end != old_end:
             await _shift_pending_changes(uow, principal, subscription, since=max(old_end, now), by=new_end - old_end)
+        # Fixed fees are billed from the trial end (no trial: from the start): moved inside billing already
+        # invoiced, the fees of the stretch between the two ends would be billed twice or never.
+        billed_from = subscription.start_date if old_end is None else old_end
+        if new_end != billed_from:
+            await refuse_before_invoiced(uow, principal, subscription, at=min(new_end, billed_from),
+                                         field="trial_end_date", change="a trial end")
         subscription.trial_end_date = new_end
         subscription.updated_at = now
         await uow.session.flush()

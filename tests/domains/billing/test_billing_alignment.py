@@ -296,7 +296,14 @@ async def test_a_trial_shift_may_not_move_a_re_anchoring_change_into_invoiced_bi
     # Without the shift the change keeps its date; a shift that stays after the invoiced end is taken.
     await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-02-05T00:00:00Z")
     assert [c.effective_date for c in await schedule.plan_changes_of(unit, p, sub_id)] == [at(2024, 2, 10)]
-    await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-01-20T00:00:00Z",
+    # Without the shift, the trial end itself may not move into January either: its fees from Jan 20 would
+    # never be billed (January is invoiced as trial).
+    with pytest.raises(ConstraintViolation) as refused:
+        await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-01-20T00:00:00Z",
+                                shift=False)
+    assert refused.value.field == "trial_end_date" and str(refused.value) == (
+        "billing is invoiced up to 2024-02-01T00:00:00+00:00; a trial end before that would change issued invoices")
+    await subs.update_trial(unit, principal=p, subscription_id=sub_id, trial_end_date="2024-02-01T00:00:00Z",
                             shift=False)
     _move(unit, at(2024, 3, 20))
     assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [

@@ -104,15 +104,22 @@ class Coalescer:
         for batch in batches:
             if self._run_now is not None:
                 try:
-                    rows = self._run_now(batch.statement, _arguments(batch))
-                except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
-                    self._failed_now(batch, exc)
-                else:
-                    _answer(batch, rows)
+                    self._read_now(batch)
+                except Exception as exc:  # noqa: BLE001 (a row without its key column, say: a bug)
+                    _fail(batch, exc)  # its waiters fail rather than wait forever; the turn's other batches still run
                 continue
             task = asyncio.ensure_future(self._run_batch(batch))
             turn.tasks.add(task)
             task.add_done_callback(turn.tasks.discard)
+
+    def _read_now(self, batch: _Batch) -> None:
+        assert self._run_now is not None
+        try:
+            rows = self._run_now(batch.statement, _arguments(batch))
+        except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
+            self._failed_now(batch, exc)
+        else:
+            _answer(batch, rows)
 
     def _reading_alone_helps(self, batch: _Batch, exc: Exception) -> bool:
         # Not for one key (its statement would be the same), nor when the database was not there to
@@ -138,19 +145,24 @@ class Coalescer:
 
     async def _run_batch(self, batch: _Batch) -> None:
         try:
-            try:
-                rows = await self._run(batch.statement, _arguments(batch))
-            except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
-                if self._reading_alone_helps(batch, exc):
-                    await self._one_by_one(batch)
-                else:
-                    _fail(batch, exc)
-                return
+            await self._read(batch)
+        except Exception as exc:  # noqa: BLE001 (a row without its key column, say: a bug)
+            _fail(batch, exc)  # its waiters fail rather than wait forever
         except BaseException:  # cancelled (the loop is closing): so are its waiters
             for futures in batch.waiters.values():
                 for future in futures:
                     future.cancel()
             raise
+
+    async def _read(self, batch: _Batch) -> None:
+        try:
+            rows = await self._run(batch.statement, _arguments(batch))
+        except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
+            if self._reading_alone_helps(batch, exc):
+                await self._one_by_one(batch)
+            else:
+                _fail(batch, exc)
+            return
         _answer(batch, rows)
 
     async def _one_by_one(self, batch: _Batch) -> None:

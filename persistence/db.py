@@ -9,6 +9,7 @@ import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -61,6 +62,8 @@ def refused_cast(error: BaseException) -> bool:
 # invalid authorization, operator intervention (a statement cancelled by statement_timeout or an
 # administrator, the server shutting down or starting up); and too_many_connections (53300).
 _UNAVAILABLE_CLASSES = ("08", "28", "57")
+# SQLite primary result codes: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 14})
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -70,6 +73,11 @@ def database_unavailable(error: BaseException) -> bool:
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
+    # SQLite: the file busy or locked past the busy timeout, unreadable or gone; not a statement's own
+    # failure ("integer overflow" is an OperationalError too, so the primary result code decides).
+    code = getattr(getattr(error, "orig", error), "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _SQLITE_UNAVAILABLE
     state = _sqlstate(error)
     return state is not None and (state[:2] in _UNAVAILABLE_CLASSES or state == "53300")
 
@@ -420,6 +428,14 @@ def _result_processor(type_: Any, dialect: Any) -> Any:
         return type_._cached_result_processor(dialect, _PG_NUMERIC_OID)
 
 
+@cache
+def _row_type(names: tuple[str, ...]) -> type:
+    """One row class per list of column names, however often a statement of those columns is prepared
+    again (a statement built per call, or one the cache let go): a class made per preparation would
+    leave a new class behind each time, in every place that remembers classes (compiled faces' PLAIN)."""
+    return namedtuple("Row", names, rename=True)  # type: ignore[misc]
+
+
 class _Prepared:
     """A statement compiled once for a dialect: its SQL, parameter order, and column converters."""
 
@@ -441,7 +457,7 @@ class _Prepared:
         if compiled._bind_processors and compiled.post_compile_params:
             return None  # IN lists of converted values keep SQLAlchemy's path
         processors = [_result_processor(column.type, dialect) for column in columns]
-        row_type = namedtuple("Row", [column.keyname for column in columns], rename=True)  # type: ignore[misc]
+        row_type = _row_type(tuple(column.keyname for column in columns))
         # Parameters the statement carries itself (SQLite renders LIMIT ? OFFSET ? with offset 0).
         defaults = {name: bind.value for name, bind in compiled.binds.items() if bind.value is not None}
         prepared = cls(compiled.string, list(compiled.positiontup), defaults, processors, row_type)

@@ -170,6 +170,55 @@ async def test_a_batch_failed_for_want_of_the_database_is_not_read_again_key_by_
     assert len({id(outcome) for outcome in outcomes}) == 3  # each waiter its own
 
 
+def _real_sqlite_errors(folder):
+    """sqlite3's own errors, as it raises them: the file locked past the busy timeout, and a SUM beyond 64 bits."""
+    import sqlite3
+
+    path = str(folder / "locked.db")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiter = sqlite3.connect(path, timeout=0)
+    try:
+        with pytest.raises(sqlite3.OperationalError) as locked:
+            waiter.execute("SELECT * FROM t").fetchall()
+        with pytest.raises(sqlite3.OperationalError) as overflow:
+            waiter.execute("SELECT sum(x) FROM (SELECT 9223372036854775807 AS x UNION ALL SELECT 1)").fetchall()
+    finally:
+        holder.close()
+        waiter.close()
+    return locked.value, overflow.value
+
+
+def test_sqlite_s_locked_file_is_the_database_s_failure_and_an_overflow_the_statement_s(tmp_path):
+    """A failed SQLite batch read key by key runs in the loop's thread: each read of a locked file would
+    wait out the busy timeout again. Only the primary result code tells the two OperationalErrors apart."""
+    from sqlalchemy.exc import OperationalError
+
+    locked, overflow = _real_sqlite_errors(tmp_path)
+    assert "locked" in str(locked) and "overflow" in str(overflow)
+    assert database_unavailable(locked) and not database_unavailable(overflow)
+    wrapped = OperationalError("SELECT", {}, locked)  # as SQLAlchemy's own path raises it
+    assert database_unavailable(wrapped)
+
+
+async def test_a_synchronous_batch_on_a_locked_file_is_not_read_again_key_by_key(tmp_path):
+    locked, _ = _real_sqlite_errors(tmp_path)
+    calls: list[list[str]] = []
+
+    def run_now(statement, params):
+        calls.append(params["keys"])
+        raise locked
+
+    async def run(statement, params):
+        raise AssertionError("SQLite's batches are read at the flush")
+
+    coalescer = Coalescer(run, run_now, unavailable=database_unavailable)
+    outcomes = await asyncio.gather(*(_ask(coalescer, key) for key in ("a", "b", "c")), return_exceptions=True)
+    assert calls == [["a", "b", "c", None]]
+    assert all("locked" in str(outcome) for outcome in outcomes)
+
+
 async def test_the_database_lost_while_keys_are_read_alone_fails_the_keys_left_without_reading_them():
     calls: list[list[str]] = []
 
@@ -345,3 +394,23 @@ async def test_a_customer_whose_row_fails_the_statement_fails_its_own_read_alone
     for error in (refused, refused_again):
         assert isinstance(error, Exception) and "json" in str(error).lower(), error
     assert refused is not refused_again
+
+
+@pytest.mark.parametrize("synchronous", [False, True], ids=["asynchronous", "synchronous"])
+async def test_a_batch_that_cannot_be_answered_fails_its_waiters_and_the_turn_s_other_batches_still_run(synchronous):
+    """A bug answering one batch (its rows lack the key column) must not leave its waiters, or the
+    batches after it in the same turn, waiting forever."""
+    def rows(statement, params):
+        if statement == "broken":
+            return [SimpleNamespace(other=key) for key in params["keys"]]
+        return [SimpleNamespace(id=key) for key in params["keys"] if key is not None]
+
+    async def run(statement, params):
+        return rows(statement, params)
+
+    coalescer = Coalescer(run, rows if synchronous else None)
+    broken, fine = await asyncio.wait_for(asyncio.gather(
+        coalescer.rows("broken", {}, "keys", "a", "id"), coalescer.rows("fine", {}, "keys", "b", "id"),
+        return_exceptions=True), 5)
+    assert isinstance(broken, AttributeError)
+    assert [row.id for row in fine] == ["b"]

@@ -56,3 +56,18 @@ async def test_two_in_lists_in_one_statement(uow, tenant):
     params = {"org_id": tenant.org_id, "ids": ids, "names": ["Reader 1", "Reader 3", "Nobody"]}
     fast, slow = await _both(uow, statement, params)
     assert fast == slow == [(ids[1],), (ids[3],)]
+
+
+def test_statements_of_the_same_columns_share_one_row_class():
+    """A statement prepared again (built per call, or let go by the cache) must not leave a new class
+    behind each time: compiled faces remember the classes resolvers return."""
+    from sqlalchemy.dialects import sqlite
+
+    from persistence.db import _Prepared
+
+    def prepared():
+        return _Prepared.of(select(Customer.id, Customer.name).where(Customer.id == bindparam("id")), sqlite.dialect())
+
+    first, again = prepared(), prepared()
+    assert first is not again and first.row_type is again.row_type
+    assert first.row_type._fields == ("id", "name")

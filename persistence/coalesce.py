@@ -117,9 +117,12 @@ class Coalescer:
         try:
             rows = self._run_now(batch.statement, _arguments(batch))
         except Exception as exc:  # noqa: BLE001 (its waiters fail as the statement did)
-            self._failed_now(batch, exc)
-        else:
-            _answer(batch, rows)
+            if self._reading_alone_helps(batch, exc):
+                self._one_by_one_now(batch)
+            else:
+                _fail(batch, exc)
+            return
+        _answer(batch, rows)
 
     def _reading_alone_helps(self, batch: _Batch, exc: Exception) -> bool:
         # Not for one key (its statement would be the same), nor when the database was not there to
@@ -128,10 +131,7 @@ class Coalescer:
         # each key would meet again, one after the other, each waiter waiting longer for the same error.
         return len(batch.waiters) > 1 and not self._unavailable(exc)
 
-    def _failed_now(self, batch: _Batch, exc: Exception) -> None:
-        if not self._reading_alone_helps(batch, exc):
-            _fail(batch, exc)
-            return
+    def _one_by_one_now(self, batch: _Batch) -> None:
         run_now = self._run_now
         assert run_now is not None
         keys = _OneByOne(batch, self._unavailable)

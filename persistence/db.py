@@ -228,18 +228,9 @@ class Reader:
         prepared = self._prepare(statement)
         if self._async is None or self._through_sqlalchemy(prepared):
             return await self.all(statement, params)
-        pool = self._batch_pool
-        if pool is None:
-            pool = self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS),
-                                               _json_codecs(self._dialect))
-        connection = await pool.acquire()
-        try:
-            return await self._fetch(connection, prepared, params)  # type: ignore[arg-type]
-        except ReadConnectionLost:
-            pass  # read again below, once this connection is back
-        finally:
-            pool.release(connection)
-        return await self._again(pool, prepared, params)  # type: ignore[arg-type]
+        if self._batch_pool is None:
+            self._batch_pool = ReadPool(self._dsn, min(self._pool_size, _BATCH_CONNECTIONS), _json_codecs(self._dialect))
+        return await self._on(self._batch_pool, prepared, params)  # type: ignore[arg-type]
 
     @property
     def own_engines(self) -> list[Engine]:
@@ -297,21 +288,21 @@ class Reader:
                 return (await own.execute(statement, params)).all()
         if connection is not None:
             return await self._fetch(connection, prepared, params)
-        pool = self._read_pool()
-        own = await pool.acquire()
+        return await self._on(self._read_pool(), prepared, params)
+
+    async def _on(self, pool: ReadPool, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """A read on a connection of `pool`, given back after. Found lost, it runs once more on a newly
+        opened connection: a read is idempotent, and none of the lost attempt's rows reached anyone
+        (asyncpg hands a result over whole, at its end), so the retry answers as a read issued now,
+        seeing every committed write. Lost again, the database is unreachable: ReadConnectionLost goes
+        to the caller."""
+        connection = await pool.acquire()
         try:
-            return await self._fetch(own, prepared, params)
+            return await self._fetch(connection, prepared, params)
         except ReadConnectionLost:
             pass  # read again below, once this connection is back
         finally:
-            pool.release(own)
-        return await self._again(pool, prepared, params)
-
-    async def _again(self, pool: ReadPool, prepared: _Prepared, params: Mapping[str, Any]) -> list[Any]:
-        """A read whose connection was lost, once more on a newly opened connection. A read is
-        idempotent, and none of the lost attempt's rows reached anyone (asyncpg hands a result over
-        whole, at its end): the retry answers as a read issued now, seeing every committed write.
-        Lost again, the database is unreachable: ReadConnectionLost goes to the caller."""
+            pool.release(connection)
         connection = await pool.acquire_new()
         try:
             return await self._fetch(connection, prepared, params)

@@ -49,6 +49,12 @@ async def _fees(uow, p, sub_id, period):
     return [(c.name, c.amount, c.start_date, c.end_date) for c in lines if c.name == "Platform fee"]
 
 
+async def _fixed_fee_id(uow, p, plan_id):
+    """The id of the plan's one fixed fee (its price without a metric)."""
+    prices = (await charges.Catalog().prices_by_plan_ids(uow, p, [plan_id]))[plan_id]
+    return next(price.id for price in prices if price.billable_metric_id is None)
+
+
 async def _issued(uow, p):
     issued = [i for i in await jobs.close_periods(uow, org_id=p.org_id) if i.org_id == p.org_id]
     return sorted(issued, key=lambda i: i.period_start)
@@ -140,10 +146,9 @@ async def test_a_fixed_fee_quantity_change_at_the_upcoming_invoice_follows_the_n
     await schedule.schedule_plan_change(unit, principal=p, subscription_id=sub.id, fields={
         "plan_id": pro.id, "change_option": "immediate", "align_billing_with_plan_change_date": True})
     _move(unit, at(2024, 1, 20))
-    fee = next(price for price in (await charges.Catalog().prices_by_plan_ids(unit, p, [pro.id]))[pro.id]
-               if price.billable_metric_id is None)
+    fee_id = await _fixed_fee_id(unit, p, pro.id)
     await schedule.change_fixed_fee_quantity(unit, principal=p, subscription_id=sub.id, fields={
-        "price_id": fee.id, "quantity": 2, "change_option": "upcoming_invoice"})
+        "price_id": fee_id, "quantity": 2, "change_option": "upcoming_invoice"})
     rows = await schedule.quantity_changes_by_subscription_ids(unit, principal=p, subscription_ids=[sub.id])
     assert [(r.effective_date, r.quantity) for r in rows[sub.id]] == [(at(2024, 2, 11), D(2))]
     assert await _fees(unit, p, sub.id, Period(at(2024, 2, 11), at(2024, 3, 11))) == [
@@ -317,8 +322,7 @@ async def test_a_cancellation_or_a_fixed_fee_quantity_change_may_not_reach_into_
     basic = await make_plan(unit, p, fee="31.00", name="Basic")
     sub = await make_subscription(unit, p, basic, START)
     sub_id = sub.id
-    fee_id = next(price.id for price in (await charges.Catalog().prices_by_plan_ids(unit, p, [basic.id]))[basic.id]
-                  if price.billable_metric_id is None)
+    fee_id = await _fixed_fee_id(unit, p, basic.id)
     _move(unit, at(2024, 2, 10))
     assert [(i.period_start, i.period_end) for i in await _issued(unit, p)] == [(START, at(2024, 2, 1))]
     with pytest.raises(ConstraintViolation) as refused:
@@ -348,8 +352,7 @@ async def test_a_voided_invoice_does_not_hold_back_a_change_inside_its_period(un
     # invoices still standing hold changes back.
     p = tenant.principal
     basic = await make_plan(unit, p, fee="31.00", name="Basic")
-    fee_id = next(price.id for price in (await charges.Catalog().prices_by_plan_ids(unit, p, [basic.id]))[basic.id]
-                  if price.billable_metric_id is None)
+    fee_id = await _fixed_fee_id(unit, p, basic.id)
     sub_id, ended_id, other_id = [(await make_subscription(unit, p, basic, START)).id for _ in range(3)]
     _move(unit, at(2024, 3, 10))
     issued = {(i.subscription_id, i.period_start): i.id for i in await _issued(unit, p)}
